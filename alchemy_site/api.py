@@ -1,0 +1,101 @@
+"""The one NinjaAPI: mounts each app's router and maps service errors to 4xx."""
+
+from __future__ import annotations
+
+from functools import wraps
+from http import HTTPStatus
+
+from django.db import DatabaseError
+from django.http import HttpRequest, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from alchemy_site.auth import api_auth
+from alchemy_site.errors import ServiceError
+
+
+def require_api_auth(view):
+    """Guard the OpenAPI schema and docs with the same auth as the endpoints."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        for auth in api_auth:
+            if auth(request):
+                return view(request, *args, **kwargs)
+        return JsonResponse({"detail": "Unauthorized"}, status=HTTPStatus.UNAUTHORIZED)
+
+    return wrapper
+
+
+api = NinjaAPI(
+    title="Alchemy API",
+    version="1",
+    description="Prompts, evals, blobs and traces. Authenticate with a session or "
+    "`Authorization: Bearer <api key>` (create one with `manage.py create_api_key`).",
+    auth=api_auth,
+    urls_namespace="api",
+    docs_decorator=require_api_auth,
+)
+
+
+@api.exception_handler(ServiceError)
+def service_error(request: HttpRequest, exc: ServiceError):
+    return api.create_response(request, exc.as_dict(), status=exc.status)
+
+
+@api.exception_handler(ValidationError)
+def validation_error(request: HttpRequest, exc: ValidationError):
+    errors = exc.errors
+    first = errors[0] if errors else {}
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    message = f"{where}: {first.get('msg', 'invalid value')}" if where else "invalid request"
+    return api.create_response(
+        request, {"detail": message, "errors": errors}, status=HTTPStatus.UNPROCESSABLE_ENTITY
+    )
+
+
+@api.exception_handler(AuthenticationError)
+def authentication_error(request: HttpRequest, exc: AuthenticationError):
+    return api.create_response(
+        request,
+        {"detail": "Unauthorized: log in or send Authorization: Bearer <api key>."},
+        status=HTTPStatus.UNAUTHORIZED,
+    )
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError):
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+@api.exception_handler(DatabaseError)
+def database_error(request: HttpRequest, exc: DatabaseError):
+    text = str(exc).lower()
+    if "full" in text or "no space" in text:
+        return JsonResponse(
+            {"detail": "The database is out of space; nothing from this request was stored. "
+             "Free disk space and retry."},
+            status=HTTPStatus.INSUFFICIENT_STORAGE,
+        )
+    if "locked" in text or "busy" in text:
+        return JsonResponse(
+            {"detail": "The database is busy; nothing from this request was stored. Retry shortly."},
+            status=HTTPStatus.SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
+    raise exc
+
+
+def mount_routers() -> None:
+    from blobs.api import router as blobs_router
+    from evals.api import router as evals_router
+    from prompts.api import router as prompts_router
+    from tracing.api import router as tracing_router
+
+    api.add_router("/prompts", prompts_router)
+    api.add_router("/evals", evals_router)
+    api.add_router("/blobs", blobs_router)
+    api.add_router("/traces", tracing_router)
+
+
+mount_routers()

@@ -1,0 +1,53 @@
+"""SQLite connection set-up: every connection gets the same pragmas."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+
+from alchemy_site.home import FILE_MODE
+
+logger = logging.getLogger(__name__)
+
+PRAGMAS = (
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    # Negative cache_size is in KiB: 64 MiB of page cache per connection.
+    "PRAGMA cache_size=-65536",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA mmap_size=268435456",
+)
+
+
+def database_file(connection) -> Path | None:
+    name = str(connection.settings_dict["NAME"])
+    if name == ":memory:" or name.startswith("file:") or not name:
+        return None
+    return Path(name)
+
+
+@receiver(connection_created, dispatch_uid="alchemy_site.sqlite.configure")
+def configure_sqlite(sender, connection, **kwargs) -> None:
+    if connection.vendor != "sqlite":
+        return
+    raw = connection.connection
+    raw.execute(f"PRAGMA busy_timeout={int(settings.SQLITE_BUSY_TIMEOUT * 1000)}")
+    path = database_file(connection)
+    wanted = "delete" if settings.DISABLE_WAL else "wal"
+    if path is not None:
+        mode = raw.execute(f"PRAGMA journal_mode={wanted}").fetchone()[0]
+        if mode.lower() != wanted:
+            # Network filesystems often cannot share the WAL index; keep working.
+            logger.warning(
+                "SQLite journal_mode=%s could not be set on %s (got %s); "
+                "set ALCHEMY_DISABLE_WAL=1 to silence this.",
+                wanted, path, mode,
+            )
+        if path.exists() and (path.stat().st_mode & 0o777) != FILE_MODE:
+            path.chmod(FILE_MODE)
+    for pragma in PRAGMAS:
+        raw.execute(pragma)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BlobsConfig(AppConfig):
+    name = "blobs"
+    default_auto_field = "django.db.models.BigAutoField"
