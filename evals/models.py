@@ -1,1 +1,215 @@
-from django.db import models  # noqa: F401
+"""The eval store's schema: promptfoo's v4 layout, with aggregates kept in step.
+
+Rows are written only by `evals.services` (create_eval, add_results, complete_eval).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Lower
+
+
+class EvalStatus(models.TextChoices):
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class FailureReason(models.IntegerChoices):
+    NONE = 0, "none"
+    ASSERT = 1, "assert"
+    ERROR = 2, "error"
+
+
+class EvalQuerySet(models.QuerySet):
+    def recent(self) -> EvalQuerySet:
+        return self.order_by("-created_at")
+
+
+class Eval(models.Model):
+    # promptfoo ids look like eval-XYZ-2025-01-13T10:30:45 — colons included.
+    id = models.CharField(primary_key=True, max_length=255)
+    created_at = models.DateTimeField(db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    author = models.CharField(max_length=255, blank=True, db_index=True)
+    description = models.TextField(blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=EvalStatus.choices, default=EvalStatus.RUNNING)
+    is_redteam = models.BooleanField(default=False)
+    vars = models.JSONField(default=list, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    # promptfoo v2/v3 kept every result inside the eval row; imports keep that JSON.
+    legacy_results = models.JSONField(null=True, blank=True)
+    version = models.PositiveSmallIntegerField(default=4)
+    # When the writer last stored a batch: a running eval idle too long is interrupted.
+    last_written_at = models.DateTimeField(null=True, blank=True)
+
+    prompts = models.ManyToManyField("PromptText", through="EvalPrompt", related_name="evals")
+    datasets = models.ManyToManyField("Dataset", through="EvalDataset", related_name="evals")
+    tags = models.ManyToManyField("Tag", through="EvalTag", related_name="evals")
+
+    objects = EvalQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"], name="eval_status_created")]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class PromptText(models.Model):
+    """A prompt's text, stored once however many evals use it."""
+
+    id = models.CharField(primary_key=True, max_length=64)  # sha256 of the text
+    text = models.TextField()
+    # Same digest the prompt registry stores: joins the two sides.
+    content_hash = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class Dataset(models.Model):
+    id = models.CharField(primary_key=True, max_length=64)  # sha256 of the tests JSON
+    tests = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.id[:12]
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=255)
+    value = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "value"], name="tag_name_value")]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}" if self.value else self.name
+
+
+class EvalPrompt(models.Model):
+    """An eval's prompt column: which text, shown with which label, run on which provider."""
+
+    eval = models.ForeignKey(Eval, on_delete=models.CASCADE, related_name="eval_prompts")
+    prompt_text = models.ForeignKey(PromptText, on_delete=models.PROTECT, related_name="eval_prompts")
+    prompt_idx = models.PositiveIntegerField()
+    label = models.TextField(blank=True)
+    provider = models.CharField(max_length=512, blank=True)
+    # promptfoo's per-prompt extras (config, function flags) that are not aggregates.
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["prompt_idx"]
+        constraints = [
+            models.UniqueConstraint(fields=["eval", "prompt_idx"], name="evalprompt_eval_idx")
+        ]
+
+
+class EvalDataset(models.Model):
+    eval = models.ForeignKey(Eval, on_delete=models.CASCADE, related_name="eval_datasets")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="eval_datasets")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["eval", "dataset"], name="evaldataset_unique")
+        ]
+
+
+class EvalTag(models.Model):
+    eval = models.ForeignKey(Eval, on_delete=models.CASCADE, related_name="eval_tags")
+    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="eval_tags")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["eval", "tag"], name="evaltag_unique")]
+
+
+class EvalResult(models.Model):
+    eval = models.ForeignKey(Eval, on_delete=models.CASCADE, related_name="results", db_index=False)
+    prompt_idx = models.PositiveIntegerField()
+    test_idx = models.PositiveIntegerField()
+    test_case = models.JSONField(default=dict)
+    prompt = models.JSONField(default=dict)
+    prompt_text = models.ForeignKey(
+        PromptText, null=True, blank=True, on_delete=models.PROTECT, db_index=False, related_name="+"
+    )
+    provider = models.JSONField(default=dict)
+    request = models.JSONField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    error = models.TextField(null=True, blank=True)
+    failure_reason = models.PositiveSmallIntegerField(
+        choices=FailureReason.choices, default=FailureReason.NONE
+    )
+    success = models.BooleanField(default=False)
+    score = models.FloatField(default=0)
+    latency_ms = models.IntegerField(default=0)
+    cost = models.FloatField(default=0)
+    grading_result = models.JSONField(null=True, blank=True)
+    named_scores = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["eval", "test_idx"], name="result_eval_test"),
+            models.Index(fields=["eval", "success"], name="result_eval_success"),
+            models.Index(fields=["eval", "test_idx", "success"], name="result_eval_test_success"),
+            models.Index(fields=["eval", "failure_reason"], name="result_eval_failure"),
+            # Red-team filters read these metadata keys; expression indexes serve them
+            # on SQLite (json_extract) and PostgreSQL (->>) alike.
+            models.Index(
+                "eval", Lower(KeyTextTransform("pluginId", "metadata")), name="result_meta_plugin"
+            ),
+            models.Index(
+                "eval", Lower(KeyTextTransform("strategyId", "metadata")),
+                name="result_meta_strategy",
+            ),
+            models.Index(
+                "eval", Lower(KeyTextTransform("severity", "metadata")), name="result_meta_severity"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["eval", "test_idx", "prompt_idx"], name="result_eval_test_prompt_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.eval_id}#{self.test_idx}/{self.prompt_idx}"
+
+
+class EvalPromptStats(models.Model):
+    """Per-(eval, prompt) running totals, updated in the same transaction as each batch.
+
+    Totals, counts and unfiltered stats read these rows and never scan results.
+    """
+
+    eval = models.ForeignKey(Eval, on_delete=models.CASCADE, related_name="prompt_stats")
+    prompt_idx = models.PositiveIntegerField()
+    result_count = models.BigIntegerField(default=0)
+    pass_count = models.BigIntegerField(default=0)
+    fail_count = models.BigIntegerField(default=0)
+    error_count = models.BigIntegerField(default=0)
+    score_sum = models.FloatField(default=0)
+    assert_pass_count = models.BigIntegerField(default=0)
+    assert_fail_count = models.BigIntegerField(default=0)
+    # {metric: sum} and {metric: summed weight}; mean = sum / weight.
+    named_score_sums = models.JSONField(default=dict, blank=True)
+    named_score_weights = models.JSONField(default=dict, blank=True)
+    token_prompt = models.BigIntegerField(default=0)
+    token_completion = models.BigIntegerField(default=0)
+    token_total = models.BigIntegerField(default=0)
+    token_cached = models.BigIntegerField(default=0)
+    latency_sum_ms = models.BigIntegerField(default=0)
+    cost_sum = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["prompt_idx"]
+        constraints = [
+            models.UniqueConstraint(fields=["eval", "prompt_idx"], name="promptstats_eval_idx")
+        ]
