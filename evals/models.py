@@ -109,6 +109,9 @@ class EvalPrompt(models.Model):
             models.UniqueConstraint(fields=["eval", "prompt_idx"], name="evalprompt_eval_idx")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.eval_id}[{self.prompt_idx}] {self.label}"
+
 
 class EvalDataset(models.Model):
     eval = models.ForeignKey(Eval, on_delete=models.CASCADE, related_name="eval_datasets")
@@ -119,6 +122,9 @@ class EvalDataset(models.Model):
             models.UniqueConstraint(fields=["eval", "dataset"], name="evaldataset_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.eval_id} ← {self.dataset_id[:12]}"
+
 
 class EvalTag(models.Model):
     eval = models.ForeignKey(Eval, on_delete=models.CASCADE, related_name="eval_tags")
@@ -126,6 +132,9 @@ class EvalTag(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["eval", "tag"], name="evaltag_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.eval_id} ← {self.tag_id}"
 
 
 class EvalResult(models.Model):
@@ -140,7 +149,7 @@ class EvalResult(models.Model):
     provider = models.JSONField(default=dict)
     request = models.JSONField(null=True, blank=True)
     response = models.JSONField(null=True, blank=True)
-    error = models.TextField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
     failure_reason = models.PositiveSmallIntegerField(
         choices=FailureReason.choices, default=FailureReason.NONE
     )
@@ -213,3 +222,6 @@ class EvalPromptStats(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["eval", "prompt_idx"], name="promptstats_eval_idx")
         ]
+
+    def __str__(self) -> str:
+        return f"stats {self.eval_id}[{self.prompt_idx}]"

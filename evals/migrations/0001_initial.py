@@ -99,7 +99,7 @@ class Migration(migrations.Migration):
                 ('provider', models.JSONField(default=dict)),
                 ('request', models.JSONField(blank=True, null=True)),
                 ('response', models.JSONField(blank=True, null=True)),
-                ('error', models.TextField(blank=True, null=True)),
+                ('error', models.TextField(blank=True, default='')),
                 ('failure_reason', models.PositiveSmallIntegerField(choices=[(0, 'none'), (1, 'assert'), (2, 'error')], default=0)),
                 ('success', models.BooleanField(default=False)),
                 ('score', models.FloatField(default=0)),
