@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    path("v1/", include("tracing.urls_otlp")),
     path("prompts/", include("prompts.urls")),
     path("evals/", include("evals.urls")),
     path("blobs/", include("blobs.urls")),
