@@ -1,0 +1,408 @@
+"""The registry's write path: create, update and delete prompts; attach metadata and metrics.
+
+Every function is keyword-only, opens its own transaction, and is the one place
+its rows are written — the API, the admin, the pages and the commands call these.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from alchemy_site.errors import Conflict, Invalid, NotFound
+from prompts import lifecycle
+from prompts.embeddings import get_embedder, is_local_embedder, parse_vector, to_bytes, touch_space
+from prompts.hashing import content_hash
+from prompts.models import (
+    EmbeddingSpace,
+    EnhancementHistory,
+    Metric,
+    ModelMetadata,
+    Persona,
+    Phase,
+    Prompt,
+    Provider,
+    SourceType,
+    Tag,
+)
+from prompts.pricing import cost_for
+
+ChildPolicy = Literal["refuse", "reparent", "cascade"]
+
+# Fields a caller may set directly on create or update.
+EDITABLE_FIELDS = (
+    "phase",
+    "provider",
+    "model",
+    "temperature",
+    "max_tokens",
+    "actual_tokens",
+    "session_id",
+    "source_type",
+    "enhancement_method",
+    "original_input",
+    "persona",
+    "target_model_family",
+    "target_use_case",
+)
+CHOICES = {"phase": Phase, "provider": Provider, "persona": Persona, "source_type": SourceType}
+
+
+@dataclass(frozen=True)
+class Vector:
+    """A client-supplied embedding and the model that produced it."""
+
+    values: list[float]
+    model: str
+    provider: str = ""
+
+
+def normalise_tags(tags: Iterable[str] | str | None) -> list[str]:
+    """Lower-case, trimmed, de-duplicated tags; a string is split on commas (the seed's form)."""
+    if tags is None:
+        return []
+    items = tags.split(",") if isinstance(tags, str) else tags
+    seen: dict[str, None] = {}
+    for item in items:
+        name = str(item).strip().lower()
+        if name:
+            if len(name) > 100:
+                raise Invalid(f"Tag {name[:20]!r}… is longer than 100 characters.")
+            seen[name] = None
+    return list(seen)
+
+
+def set_tags(prompt: Prompt, names: list[str]) -> None:
+    existing = {t.name: t for t in Tag.objects.filter(name__in=names)}
+    missing = [Tag(name=n) for n in names if n not in existing]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {t.name: t for t in Tag.objects.filter(name__in=names)}
+    prompt.tags.set([existing[n] for n in names])
+
+
+def get_prompt(prompt_id: Any) -> Prompt:
+    try:
+        return Prompt.objects.get(pk=prompt_id)
+    except (Prompt.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"No prompt with id {prompt_id}.") from None
+
+
+def _check_choices(values: dict[str, Any]) -> None:
+    for field, choices in CHOICES.items():
+        if field in values and values[field] not in choices.values:
+            allowed = ", ".join(choices.values)
+            raise Invalid(f"{field} must be one of: {allowed}; got {values[field]!r}.")
+
+
+def _apply_embedding(prompt: Prompt, *, vector: Vector | None, embedder: str | None) -> None:
+    """Set the prompt's embedding from a client vector, or compute it locally."""
+    if vector is not None:
+        values = parse_vector(vector.values, model=vector.model)
+        prompt.embedding = to_bytes(values)
+        prompt.embedding_model = vector.model
+        prompt.embedding_provider = vector.provider
+        prompt.dimensions = int(values.size)
+    else:
+        model = get_embedder(embedder)
+        prompt.embedding = to_bytes(model.embed([prompt.content])[0])
+        prompt.embedding_model = model.name
+        prompt.embedding_provider = model.provider
+        prompt.dimensions = model.dimensions
+    touch_space(model=prompt.embedding_model, dimensions=prompt.dimensions)
+
+
+def _clear_embedding(prompt: Prompt) -> None:
+    if prompt.embedding_model:
+        touch_space(model=prompt.embedding_model, dimensions=prompt.dimensions or 0)
+    prompt.embedding = None
+    prompt.dimensions = None
+    prompt.embedding_model = ""
+    prompt.embedding_provider = ""
+
+
+def _resolve(prompt_id: Any, what: str) -> Prompt | None:
+    if prompt_id in (None, ""):
+        return None
+    try:
+        return Prompt.objects.get(pk=prompt_id)
+    except (Prompt.DoesNotExist, ValueError, TypeError):
+        raise Invalid(f"{what} {prompt_id} does not exist.") from None
+
+
+def create_prompt(
+    *,
+    content: str,
+    phase: str,
+    provider: str,
+    model: str,
+    tags: Iterable[str] | str | None = None,
+    parent_id: Any = None,
+    variant_of_id: Any = None,
+    vector: Vector | None = None,
+    embedder: str | None = None,
+    now: datetime.datetime | None = None,
+    **fields: Any,
+) -> Prompt:
+    """Store a prompt with its hash, tags and embedding; a parent's generation_count grows."""
+    if not content or not content.strip():
+        raise Invalid("content must not be empty.")
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise Invalid(f"Unknown prompt fields: {', '.join(sorted(unknown))}.")
+    values = {"phase": phase, "provider": provider, "model": model, **fields}
+    _check_choices(values)
+    when = now or timezone.now()
+    with transaction.atomic():
+        parent = _resolve(parent_id, "parent")
+        variant_of = _resolve(variant_of_id, "variant_of")
+        prompt = Prompt(
+            content=content,
+            content_hash=content_hash(content),
+            parent=parent,
+            variant_of=variant_of,
+            created_at=when,
+            updated_at=when,
+            **values,
+        )
+        prompt.relevance_score = lifecycle.relevance(prompt, now=when)
+        _apply_embedding(prompt, vector=vector, embedder=embedder)
+        prompt.save(force_insert=True)
+        set_tags(prompt, normalise_tags(tags))
+        if parent is not None:
+            Prompt.objects.filter(pk=parent.pk).update(generation_count=F("generation_count") + 1)
+    return prompt
+
+
+def create_prompts(*, items: list[dict[str, Any]]) -> list[Prompt]:
+    """Create several prompts all-or-nothing; an error names the failing item."""
+    created: list[Prompt] = []
+    with transaction.atomic():
+        for index, item in enumerate(items):
+            try:
+                created.append(create_prompt(**item))
+            except Invalid as exc:
+                raise Invalid(f"item {index}: {exc.message}", **exc.details) from None
+    return created
+
+
+def update_prompt(
+    *,
+    prompt: Prompt,
+    content: str | None = None,
+    tags: Iterable[str] | str | None = None,
+    parent_id: Any = ...,
+    variant_of_id: Any = ...,
+    vector: Vector | None = None,
+    reason: str = "",
+    updated_by: str = "",
+    now: datetime.datetime | None = None,
+    **fields: Any,
+) -> Prompt:
+    """Change a prompt; new content writes history and recomputes hash and embedding."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise Invalid(f"Unknown prompt fields: {', '.join(sorted(unknown))}.")
+    _check_choices(fields)
+    when = now or timezone.now()
+    with transaction.atomic():
+        prompt = Prompt.objects.select_for_update().get(pk=prompt.pk)
+        for field, value in fields.items():
+            setattr(prompt, field, value)
+        if parent_id is not ...:
+            prompt.parent = _resolve(parent_id, "parent")
+            if prompt.parent is not None and _is_descendant_or_self(prompt.parent, prompt):
+                raise Invalid("A prompt cannot be its own ancestor.")
+        if variant_of_id is not ...:
+            prompt.variant_of = _resolve(variant_of_id, "variant_of")
+        if content is not None and content != prompt.content:
+            if not content.strip():
+                raise Invalid("content must not be empty.")
+            EnhancementHistory.objects.create(
+                prompt=prompt,
+                previous_content=prompt.content,
+                updated_content=content,
+                update_reason=reason,
+                updated_by=updated_by,
+                enhancement_method=fields.get("enhancement_method", prompt.enhancement_method),
+                created_at=when,
+            )
+            prompt.content = content
+            prompt.content_hash = content_hash(content)
+            if vector is None:
+                if prompt.embedding_model and not is_local_embedder(prompt.embedding_model):
+                    # A client's vector can't be recomputed here; a stale one would mislead.
+                    _clear_embedding(prompt)
+                else:
+                    _apply_embedding(prompt, vector=None, embedder=prompt.embedding_model or None)
+        if vector is not None:
+            old_model = prompt.embedding_model
+            _apply_embedding(prompt, vector=vector, embedder=None)
+            if old_model and old_model != vector.model:
+                EmbeddingSpace.objects.filter(model=old_model).update(version=F("version") + 1)
+        prompt.updated_at = when
+        prompt.save()
+        if tags is not None:
+            set_tags(prompt, normalise_tags(tags))
+    return prompt
+
+
+def _is_descendant_or_self(candidate: Prompt, prompt: Prompt) -> bool:
+    node_id = candidate.pk
+    seen = set()
+    while node_id is not None and node_id not in seen:
+        if node_id == prompt.pk:
+            return True
+        seen.add(node_id)
+        node_id = Prompt.objects.filter(pk=node_id).values_list("parent_id", flat=True).first()
+    return False
+
+
+def descendant_ids(prompt: Prompt) -> list[list]:
+    """Ids of descendants, one list per generation (one query per generation)."""
+    generations: list[list] = []
+    frontier = [prompt.pk]
+    seen = {prompt.pk}
+    while frontier:
+        children = [
+            pk for pk in Prompt.objects.filter(parent_id__in=frontier).values_list("id", flat=True)
+            if pk not in seen
+        ]
+        if not children:
+            break
+        seen.update(children)
+        generations.append(children)
+        frontier = children
+    return generations
+
+
+def delete_prompt(*, prompt: Prompt, children: ChildPolicy = "refuse") -> int:
+    """Delete a prompt; returns how many prompts went. Children are refused unless told."""
+    if children not in ("refuse", "reparent", "cascade"):
+        raise Invalid("children must be one of: refuse, reparent, cascade.")
+    with transaction.atomic():
+        prompt = Prompt.objects.select_for_update().get(pk=prompt.pk)
+        generations = descendant_ids(prompt)
+        direct = generations[0] if generations else []
+        if direct and children == "refuse":
+            raise Conflict(
+                f"Prompt {prompt.pk} has {len(direct)} child prompt(s); delete with "
+                "children=reparent to move them to its parent, or children=cascade to "
+                "delete them too.",
+                children=len(direct),
+            )
+        if children == "reparent" and direct:
+            Prompt.objects.filter(pk__in=direct).update(parent=prompt.parent_id)
+            if prompt.parent_id:
+                Prompt.objects.filter(pk=prompt.parent_id).update(
+                    generation_count=F("generation_count") + len(direct)
+                )
+            doomed = [prompt.pk]
+        else:
+            doomed = [prompt.pk] + [pk for gen in generations for pk in gen]
+        models_touched = set(
+            Prompt.objects.filter(pk__in=doomed)
+            .exclude(embedding_model="")
+            .values_list("embedding_model", flat=True)
+        )
+        # Deepest first, so no row is deleted while a child still points at it (PROTECT).
+        for generation in reversed(generations if children == "cascade" else []):
+            Prompt.objects.filter(pk__in=generation).delete()
+        Prompt.objects.filter(pk=prompt.pk).delete()
+        if prompt.parent_id:
+            Prompt.objects.filter(pk=prompt.parent_id, generation_count__gt=0).update(
+                generation_count=F("generation_count") - 1
+            )
+        EmbeddingSpace.objects.filter(model__in=models_touched).update(version=F("version") + 1)
+    return len(doomed)
+
+
+def add_metadata(
+    *,
+    prompt: Prompt,
+    generation_model: str,
+    generation_provider: str,
+    processing_time: int,
+    input_tokens: int,
+    output_tokens: int,
+    total_tokens: int | None = None,
+    cost: float | None = None,
+    now: datetime.datetime | None = None,
+    **fields: Any,
+) -> ModelMetadata:
+    """Record one generation; cost comes from the price table when the caller gives none."""
+    if total_tokens is None:
+        total_tokens = input_tokens + output_tokens
+    elif total_tokens != input_tokens + output_tokens:
+        raise Invalid(
+            f"total_tokens ({total_tokens}) must equal input_tokens + output_tokens "
+            f"({input_tokens + output_tokens})."
+        )
+    if min(processing_time, input_tokens, output_tokens) < 0:
+        raise Invalid("processing_time and token counts must not be negative.")
+    if cost is None:
+        cost = cost_for(
+            provider=generation_provider,
+            model=generation_model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+    with transaction.atomic():
+        return ModelMetadata.objects.create(
+            prompt=prompt,
+            generation_model=generation_model,
+            generation_provider=generation_provider,
+            processing_time=processing_time,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=total_tokens,
+            cost=cost,
+            created_at=now or timezone.now(),
+            **fields,
+        )
+
+
+def add_metric(*, prompt: Prompt, now: datetime.datetime | None = None, **fields: Any) -> Metric:
+    with transaction.atomic():
+        return Metric.objects.create(prompt=prompt, created_at=now or timezone.now(), **fields)
+
+
+def reembed(
+    *, prompts: Iterable[Prompt], embedder: str | None = None, batch_size: int = 200
+) -> Iterable[int]:
+    """Recompute embeddings with a local embedder, yielding how many were done per batch."""
+    model = get_embedder(embedder)
+    batch: list[Prompt] = []
+
+    def flush() -> int:
+        vectors = model.embed([p.content for p in batch])
+        with transaction.atomic():
+            old = {p.embedding_model for p in batch if p.embedding_model}
+            for p, vector in zip(batch, vectors, strict=True):
+                p.embedding = to_bytes(np.asarray(vector))
+                p.embedding_model = model.name
+                p.embedding_provider = model.provider
+                p.dimensions = model.dimensions
+            fields = ["embedding", "embedding_model", "embedding_provider", "dimensions"]
+            Prompt.objects.bulk_update(batch, fields)
+            touch_space(model=model.name, dimensions=model.dimensions)
+            EmbeddingSpace.objects.filter(model__in=old - {model.name}).update(
+                version=F("version") + 1
+            )
+        done = len(batch)
+        batch.clear()
+        return done
+
+    for prompt in prompts:
+        batch.append(prompt)
+        if len(batch) >= batch_size:
+            yield flush()
+    if batch:
+        yield flush()
