@@ -1,0 +1,81 @@
+"""Secrets out, long strings shortened: applied to every attribute before it is stored.
+
+Keys are matched case-insensitively after folding `-`, `.` and spaces to `_`, so
+`Authorization`, `x-api-key`, `apiKey` and `db.password` are all caught, at any
+depth of nested maps and lists.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+
+REDACTED = "[REDACTED]"
+
+SENSITIVE_PARTS = (
+    "authorization", "cookie", "token", "api_key", "apikey", "secret",
+    "password", "passphrase", "private_key",
+)
+# Token *counts* are what cost tracking reads (gen_ai.usage.input_tokens,
+# llm.token_count.total); they are numbers, not credentials, and are kept.
+_TOKEN_USAGE = re.compile(r"tokens|token_count|token_usage|tokenizer")
+# Attributes that carry whole prompts, completions or HTTP bodies get the larger limit.
+BODY_PARTS = ("body", "prompt", "completion", "content", "input", "output", "message", "response")
+
+_SEPARATORS = re.compile(r"[-. ]")
+
+
+def _fold(key: str) -> str:
+    return _SEPARATORS.sub("_", key.lower())
+
+
+def is_sensitive(key: str) -> bool:
+    folded = _fold(key)
+    if not any(part in folded for part in SENSITIVE_PARTS):
+        return False
+    without_usage = _TOKEN_USAGE.sub("", folded)
+    return any(part in without_usage for part in SENSITIVE_PARTS)
+
+
+def is_body(key: str) -> bool:
+    folded = _fold(key)
+    return any(part in folded for part in BODY_PARTS)
+
+
+def body_limit() -> int:
+    return getattr(settings, "OTLP_BODY_MAX_CHARS", 4096)
+
+
+def attribute_limit() -> int:
+    return getattr(settings, "OTLP_ATTRIBUTE_MAX_CHARS", 400)
+
+
+def truncate(value: str, limit: int) -> str:
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}… [truncated {len(value) - limit} chars]"
+
+
+def clean_value(key: str, value: Any, *, in_body: bool = False) -> Any:
+    """Redact `value` if `key` names a secret; else truncate its strings, recursively.
+
+    Whatever sits inside a body-like attribute (a prompt, an HTTP body) keeps the
+    body limit however deep it is nested.
+    """
+    if is_sensitive(key):
+        return REDACTED
+    in_body = in_body or is_body(key)
+    if isinstance(value, str):
+        return truncate(value, body_limit() if in_body else attribute_limit())
+    if isinstance(value, dict):
+        return clean_attributes(value, in_body=in_body)
+    if isinstance(value, list):
+        return [clean_value(key, item, in_body=in_body) for item in value]
+    return value
+
+
+def clean_attributes(attributes: dict[str, Any], *, in_body: bool = False) -> dict[str, Any]:
+    """A redacted, truncated copy of `attributes`."""
+    return {key: clean_value(key, value, in_body=in_body) for key, value in attributes.items()}
