@@ -96,7 +96,9 @@ class EvalPrompt(models.Model):
     """An eval's prompt column: which text, shown with which label, run on which provider."""
 
     eval = models.ForeignKey(Eval, on_delete=models.CASCADE, related_name="eval_prompts")
-    prompt_text = models.ForeignKey(PromptText, on_delete=models.PROTECT, related_name="eval_prompts")
+    prompt_text = models.ForeignKey(
+        PromptText, on_delete=models.PROTECT, related_name="eval_prompts"
+    )
     prompt_idx = models.PositiveIntegerField()
     label = models.TextField(blank=True)
     provider = models.CharField(max_length=512, blank=True)
@@ -144,7 +146,12 @@ class EvalResult(models.Model):
     test_case = models.JSONField(default=dict)
     prompt = models.JSONField(default=dict)
     prompt_text = models.ForeignKey(
-        PromptText, null=True, blank=True, on_delete=models.PROTECT, db_index=False, related_name="+"
+        PromptText,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        db_index=False,
+        related_name="+",
     )
     provider = models.JSONField(default=dict)
     request = models.JSONField(null=True, blank=True)
@@ -175,7 +182,8 @@ class EvalResult(models.Model):
                 "eval", Lower(KeyTextTransform("pluginId", "metadata")), name="result_meta_plugin"
             ),
             models.Index(
-                "eval", Lower(KeyTextTransform("strategyId", "metadata")),
+                "eval",
+                Lower(KeyTextTransform("strategyId", "metadata")),
                 name="result_meta_strategy",
             ),
             models.Index(
@@ -214,6 +222,12 @@ class EvalPromptStats(models.Model):
     token_completion = models.BigIntegerField(default=0)
     token_total = models.BigIntegerField(default=0)
     token_cached = models.BigIntegerField(default=0)
+    token_num_requests = models.BigIntegerField(default=0)
+    # Tokens the graders (llm-rubric & co.) used, promptfoo's tokenUsage.assertions.
+    assert_token_prompt = models.BigIntegerField(default=0)
+    assert_token_completion = models.BigIntegerField(default=0)
+    assert_token_total = models.BigIntegerField(default=0)
+    assert_token_cached = models.BigIntegerField(default=0)
     latency_sum_ms = models.BigIntegerField(default=0)
     cost_sum = models.FloatField(default=0)
 

@@ -1,0 +1,121 @@
+"""Free-text search over results: response output, vars, grading reason, metadata, error.
+
+SQLite: an FTS5 external-content table (trigram tokenizer, so any substring of three or
+more characters matches, case-insensitively) over the view `evals_result_search`; the
+write path keeps it in step (`index_results` / `unindex_results` / `unindex_eval`).
+PostgreSQL: a pg_trgm GIN index on the same text expression, maintained by PostgreSQL.
+Both are created by migration 0003. The user's text is always a bound parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import connection
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
+
+FTS_TABLE = "evals_result_fts"
+SEARCH_VIEW = "evals_result_search"
+TABLE = "evals_evalresult"
+
+SQLITE_BODY = (
+    "coalesce(json_extract({t}.response, '$.output'), '') || ' ' || "
+    "coalesce(json_extract({t}.test_case, '$.vars'), '') || ' ' || "
+    "coalesce(json_extract({t}.grading_result, '$.reason'), '') || ' ' || "
+    "coalesce({t}.metadata, '') || ' ' || coalesce({t}.error, '')"
+)
+POSTGRES_BODY = (
+    "lower(coalesce(({t}.response ->> 'output'), '') || ' ' || "
+    "coalesce(({t}.test_case ->> 'vars'), '') || ' ' || "
+    "coalesce(({t}.grading_result ->> 'reason'), '') || ' ' || "
+    "coalesce(({t}.metadata)::text, '') || ' ' || coalesce({t}.error, ''))"
+)
+
+
+def body_sql(vendor: str, table: str = TABLE) -> str:
+    template = SQLITE_BODY if vendor == "sqlite" else POSTGRES_BODY
+    return template.format(t=f'"{table}"')
+
+
+def _sqlite() -> bool:
+    return connection.vendor == "sqlite"
+
+
+def index_results(*, eval_id: str, results: Iterable) -> None:
+    """Add freshly inserted rows to the FTS index (SQLite; PostgreSQL indexes by itself)."""
+    if not _sqlite():
+        return
+    ids = [r.pk for r in results if r.pk is not None]
+    if not ids:
+        return
+    with connection.cursor() as cursor:
+        # The batch's ids form one contiguous range: inserts run under the write lock.
+        cursor.execute(
+            f"INSERT INTO {FTS_TABLE}(rowid, body) SELECT id, body FROM {SEARCH_VIEW} "
+            "WHERE eval_id = %s AND id BETWEEN %s AND %s",
+            [eval_id, min(ids), max(ids)],
+        )
+
+
+def unindex_results(*, eval_id: str, ids: list[int]) -> None:
+    """Remove rows from the FTS index; call before the rows change or disappear."""
+    if not _sqlite() or not ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, body) "
+            f"SELECT 'delete', id, body FROM {SEARCH_VIEW} WHERE eval_id = %s AND id IN "
+            f"({', '.join(['%s'] * len(ids))})",
+            [eval_id, *ids],
+        )
+
+
+def unindex_eval(*, eval_id: str) -> None:
+    if not _sqlite():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, body) "
+            f"SELECT 'delete', id, body FROM {SEARCH_VIEW} WHERE eval_id = %s",
+            [eval_id],
+        )
+
+
+def rebuild() -> None:
+    """Recompute the whole index from the results (for `db` maintenance)."""
+    if _sqlite():
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_q(text: str) -> Q:
+    """A condition on EvalResult matching rows whose searchable text contains `text`."""
+    text = text.strip()
+    if not text:
+        return Q()
+    if _sqlite():
+        if len(text) >= 3:
+            phrase = '"' + text.replace('"', '""') + '"'
+            return Q(
+                id__in=RawSQL(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s", [phrase])
+            )
+        # Trigrams need three characters; shorter needles scan (within one eval).
+        return Q(
+            RawSQL(
+                f"instr(lower({body_sql('sqlite')}), lower(%s)) > 0",
+                [text],
+                output_field=BooleanField(),
+            )
+        )
+    return Q(
+        RawSQL(
+            f"{body_sql('postgresql')} LIKE %s",
+            ["%" + _like_escape(text.lower()) + "%"],
+            output_field=BooleanField(),
+        )
+    )

@@ -1,0 +1,670 @@
+"""The eval store's write path: the only code that writes evals, results and aggregates.
+
+The API, the importers and the evaluator all call `create_eval`, `add_results` and
+`complete_eval`; nothing else inserts rows, so the per-prompt aggregates can never drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from alchemy_site.errors import Conflict, Invalid, TooLarge
+from evals import search
+from evals.models import (
+    Dataset,
+    Eval,
+    EvalDataset,
+    EvalPrompt,
+    EvalPromptStats,
+    EvalResult,
+    EvalStatus,
+    EvalTag,
+    FailureReason,
+    PromptText,
+    Tag,
+)
+from evals.signal import write_signal
+
+ID_ALPHABET = string.ascii_letters + string.digits
+FINAL_STATUSES = {EvalStatus.COMPLETE, EvalStatus.FAILED}
+
+
+@dataclass(frozen=True)
+class AddResultsOutcome:
+    stored: int
+    skipped: int
+
+
+def new_eval_id(created_at: datetime | None = None) -> str:
+    """A promptfoo-style id: `eval-XYZ-YYYY-MM-DDTHH:MM:SS` (UTC)."""
+    when = (created_at or timezone.now()).astimezone(UTC)
+    suffix = "".join(secrets.choice(ID_ALPHABET) for _ in range(3))
+    return f"eval-{suffix}-{when.strftime('%Y-%m-%dT%H:%M:%S')}"
+
+
+def text_sha256(text: str) -> str:
+    # Same digest as prompts.hashing.content_hash: sha256 of the UTF-8 text, untouched.
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def validate_eval_id(eval_id: str) -> str:
+    if not isinstance(eval_id, str) or not eval_id.strip():
+        raise Invalid("Eval id must be a non-empty string.", field="id")
+    if len(eval_id) > 255:
+        raise Invalid("Eval id is longer than 255 characters.", field="id")
+    if "/" in eval_id or any(ch.isspace() for ch in eval_id):
+        raise Invalid(f"Eval id {eval_id!r} must not contain slashes or whitespace.", field="id")
+    return eval_id
+
+
+def derive_vars(tests: Iterable[dict] | None) -> list[str]:
+    names: dict[str, None] = {}
+    for test in tests or ():
+        if isinstance(test, dict) and isinstance(test.get("vars"), dict):
+            names.update(dict.fromkeys(test["vars"]))
+    return list(names)
+
+
+def create_eval(
+    *,
+    config: dict,
+    prompts: list[dict],
+    tests: list[dict] | None = None,
+    tags: dict[str, str] | None = None,
+    author: str = "",
+    description: str = "",
+    id: str | None = None,  # noqa: A002 - the contract's name
+    created_at: datetime | None = None,
+    is_redteam: bool = False,
+) -> Eval:
+    """Insert an eval with its prompt texts, dataset and tags in one transaction.
+
+    Prompt texts, datasets and tags are content-addressed and reused across evals.
+    """
+    created_at = created_at or timezone.now()
+    if timezone.is_naive(created_at):
+        created_at = timezone.make_aware(created_at, UTC)
+    eval_id = validate_eval_id(id) if id is not None else new_eval_id(created_at)
+    if not isinstance(config, dict):
+        raise Invalid("config must be a JSON object.", field="config")
+    if not isinstance(prompts, list):
+        raise Invalid("prompts must be a list.", field="prompts")
+    for index, prompt in enumerate(prompts):
+        if not isinstance(prompt, dict) or not isinstance(prompt.get("raw"), str):
+            raise Invalid(f"prompts[{index}] needs a string 'raw'.", index=index, field="raw")
+    if tests is not None and not isinstance(tests, list):
+        raise Invalid("tests must be a list.", field="tests")
+    tags = tags or {}
+    if not isinstance(tags, dict):
+        raise Invalid("tags must be an object of name → value.", field="tags")
+
+    with transaction.atomic():
+        if Eval.objects.filter(pk=eval_id).exists():
+            raise Conflict(f"An eval with id {eval_id!r} already exists.", id=eval_id)
+        eval_ = Eval.objects.create(
+            id=eval_id,
+            created_at=created_at,
+            author=author or "",
+            description=description or "",
+            config=config,
+            status=EvalStatus.RUNNING,
+            is_redteam=is_redteam,
+            vars=derive_vars(tests),
+            last_written_at=timezone.now(),
+        )
+        texts = {text_sha256(p["raw"]): p["raw"] for p in prompts}
+        PromptText.objects.bulk_create(
+            [PromptText(id=digest, text=raw, content_hash=digest) for digest, raw in texts.items()],
+            ignore_conflicts=True,
+        )
+        EvalPrompt.objects.bulk_create(
+            [
+                EvalPrompt(
+                    eval=eval_,
+                    prompt_text_id=text_sha256(p["raw"]),
+                    prompt_idx=idx,
+                    label=str(p.get("label") or p["raw"]),
+                    provider=_provider_id(p.get("provider")),
+                    extra={k: v for k, v in p.items() if k not in PROMPT_COLUMNS},
+                )
+                for idx, p in enumerate(prompts)
+            ]
+        )
+        EvalPromptStats.objects.bulk_create(
+            [EvalPromptStats(eval=eval_, prompt_idx=idx) for idx in range(len(prompts))]
+        )
+        if tests:
+            dataset_id = hashlib.sha256(canonical_json(tests).encode()).hexdigest()
+            Dataset.objects.bulk_create(
+                [Dataset(id=dataset_id, tests=tests)], ignore_conflicts=True
+            )
+            EvalDataset.objects.create(eval=eval_, dataset_id=dataset_id)
+        if tags:
+            pairs = [
+                (str(name), "" if value is None else str(value)) for name, value in tags.items()
+            ]
+            Tag.objects.bulk_create(
+                [Tag(name=name, value=value) for name, value in pairs], ignore_conflicts=True
+            )
+            tag_ids = _tag_ids(pairs)
+            EvalTag.objects.bulk_create([EvalTag(eval=eval_, tag_id=tag_id) for tag_id in tag_ids])
+    transaction.on_commit(lambda: write_signal(eval_id))
+    return eval_
+
+
+PROMPT_COLUMNS = {"raw", "label", "provider", "metrics", "id", "display"}
+
+
+def _tag_ids(pairs: list[tuple[str, str]]) -> list[int]:
+    from django.db.models import Q
+
+    query = Q()
+    for name, value in pairs:
+        query |= Q(name=name, value=value)
+    return list(Tag.objects.filter(query).values_list("id", flat=True))
+
+
+def _provider_id(provider: Any) -> str:
+    if isinstance(provider, dict):
+        return str(provider.get("id") or provider.get("label") or "")
+    return "" if provider is None else str(provider)
+
+
+# --- results -----------------------------------------------------------------------------
+
+
+@dataclass
+class Contribution:
+    """What one result adds to its prompt's aggregates (subtracted again on re-rating)."""
+
+    result_count: int = 0
+    pass_count: int = 0
+    fail_count: int = 0
+    error_count: int = 0
+    score_sum: float = 0.0
+    assert_pass_count: int = 0
+    assert_fail_count: int = 0
+    token_prompt: int = 0
+    token_completion: int = 0
+    token_total: int = 0
+    token_cached: int = 0
+    token_num_requests: int = 0
+    assert_token_prompt: int = 0
+    assert_token_completion: int = 0
+    assert_token_total: int = 0
+    assert_token_cached: int = 0
+    latency_sum_ms: int = 0
+    cost_sum: float = 0.0
+    named_score_sums: dict[str, float] = field(default_factory=dict)
+    named_score_weights: dict[str, float] = field(default_factory=dict)
+
+    COUNTERS = (
+        "result_count", "pass_count", "fail_count", "error_count", "score_sum",
+        "assert_pass_count", "assert_fail_count", "token_prompt", "token_completion",
+        "token_total", "token_cached", "token_num_requests", "assert_token_prompt",
+        "assert_token_completion", "assert_token_total", "assert_token_cached",
+        "latency_sum_ms", "cost_sum",
+    )  # fmt: skip
+
+    def add(self, other: Contribution, sign: int = 1) -> None:
+        for name in self.COUNTERS:
+            setattr(self, name, getattr(self, name) + sign * getattr(other, name))
+        for key, value in other.named_score_sums.items():
+            self.named_score_sums[key] = self.named_score_sums.get(key, 0.0) + sign * value
+        for key, value in other.named_score_weights.items():
+            self.named_score_weights[key] = self.named_score_weights.get(key, 0.0) + sign * value
+
+    def apply_to(self, stats: EvalPromptStats) -> None:
+        for name in self.COUNTERS:
+            setattr(stats, name, getattr(stats, name) + getattr(self, name))
+        sums, weights = dict(stats.named_score_sums), dict(stats.named_score_weights)
+        for key, value in self.named_score_sums.items():
+            sums[key] = sums.get(key, 0.0) + value
+        for key, value in self.named_score_weights.items():
+            weights[key] = weights.get(key, 0.0) + value
+        for key in [k for k, w in weights.items() if w <= 0]:
+            weights.pop(key)
+            sums.pop(key, None)
+        stats.named_score_sums, stats.named_score_weights = sums, weights
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return int(value) if math.isfinite(value) else 0
+
+
+def contribution_of(
+    *, success: bool, failure_reason: int, score: float, latency_ms: int, cost: float,
+    response: Any, grading_result: Any, named_scores: Any,
+) -> Contribution:  # fmt: skip
+    """The aggregate contribution of one stored result, computed from its columns."""
+    c = Contribution(result_count=1, score_sum=score, latency_sum_ms=latency_ms, cost_sum=cost)
+    if success:
+        c.pass_count = 1
+    elif failure_reason == FailureReason.ERROR:
+        c.error_count = 1
+    else:
+        c.fail_count = 1
+    if isinstance(grading_result, dict):
+        components = grading_result.get("componentResults")
+        if isinstance(components, list):
+            for component in components:
+                if isinstance(component, dict):
+                    if component.get("pass"):
+                        c.assert_pass_count += 1
+                    else:
+                        c.assert_fail_count += 1
+        used = grading_result.get("tokensUsed")
+        if isinstance(used, dict):
+            c.assert_token_prompt = _int(used.get("prompt"))
+            c.assert_token_completion = _int(used.get("completion"))
+            c.assert_token_total = _int(used.get("total"))
+            c.assert_token_cached = _int(used.get("cached"))
+    usage = response.get("tokenUsage") if isinstance(response, dict) else None
+    if isinstance(usage, dict):
+        c.token_prompt = _int(usage.get("prompt"))
+        c.token_completion = _int(usage.get("completion"))
+        c.token_total = _int(usage.get("total"))
+        c.token_cached = _int(usage.get("cached"))
+        c.token_num_requests = _int(usage.get("numRequests", 1))
+    else:
+        c.token_num_requests = 1
+    if isinstance(named_scores, dict):
+        for key, value in named_scores.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                c.named_score_sums[key] = float(value)
+                c.named_score_weights[key] = 1.0
+    return c
+
+
+def contribution_of_row(row: EvalResult) -> Contribution:
+    return contribution_of(
+        success=row.success, failure_reason=row.failure_reason, score=row.score,
+        latency_ms=row.latency_ms, cost=row.cost, response=row.response,
+        grading_result=row.grading_result, named_scores=row.named_scores,
+    )  # fmt: skip
+
+
+def _number(result: dict, key: str, index: int, default: float = 0.0) -> float:
+    value = result.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise Invalid(
+            f"results[{index}].{key} must be a finite number, got {value!r}.",
+            index=index,
+            field=key,
+        )
+    return float(value)
+
+
+def _index(result: dict, key: str, index: int) -> int:
+    value = result.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Invalid(
+            f"results[{index}].{key} must be a non-negative integer, got {value!r}.",
+            index=index,
+            field=key,
+        )
+    return value
+
+
+def _json_field(result: dict, key: str, index: int, kinds: tuple[type, ...]) -> Any:
+    value = result.get(key)
+    if value is not None and not isinstance(value, kinds):
+        names = " or ".join(
+            k.__name__.replace("dict", "object").replace("str", "string") for k in kinds
+        )
+        raise Invalid(f"results[{index}].{key} must be {names}.", index=index, field=key)
+    return value
+
+
+def normalize_result(result: Any, index: int) -> dict[str, Any]:
+    """promptfoo's EvaluateResult (camelCase) → EvalResult column values, or Invalid."""
+    if not isinstance(result, dict):
+        raise Invalid(f"results[{index}] must be an object.", index=index, field=None)
+    prompt_idx = _index(result, "promptIdx", index)
+    test_idx = _index(result, "testIdx", index)
+    success = result.get("success", False)
+    if not isinstance(success, bool):
+        raise Invalid(
+            f"results[{index}].success must be true or false.", index=index, field="success"
+        )
+    score = _number(result, "score", index, 1.0 if success else 0.0)
+    latency = _number(result, "latencyMs", index)
+    response = _json_field(result, "response", index, (dict,))
+    grading = _json_field(result, "gradingResult", index, (dict,))
+    test_case = _json_field(result, "testCase", index, (dict,))
+    metadata = _json_field(result, "metadata", index, (dict,))
+    named = _json_field(result, "namedScores", index, (dict,))
+    prompt = _json_field(result, "prompt", index, (dict, str))
+    provider = _json_field(result, "provider", index, (dict, str))
+    error = result.get("error")
+    if error is not None and not isinstance(error, str):
+        error = canonical_json(error)
+    cost_default = response.get("cost") if isinstance(response, dict) else None
+    cost = _number(
+        result, "cost", index, cost_default if isinstance(cost_default, int | float) else 0.0
+    )
+    reason = result.get("failureReason")
+    if reason is None:
+        if success:
+            reason = FailureReason.NONE
+        elif error and not grading:
+            reason = FailureReason.ERROR
+        else:
+            reason = FailureReason.ASSERT
+    elif reason not in (0, 1, 2) or isinstance(reason, bool):
+        raise Invalid(
+            f"results[{index}].failureReason must be 0, 1 or 2, got {reason!r}.",
+            index=index,
+            field="failureReason",
+        )
+    if test_case is None:
+        vars_ = result.get("vars")
+        test_case = {"vars": vars_} if isinstance(vars_, dict) else {}
+    if named is None and isinstance(grading, dict) and isinstance(grading.get("namedScores"), dict):
+        named = grading["namedScores"]
+    return {
+        "prompt_idx": prompt_idx,
+        "test_idx": test_idx,
+        "test_case": test_case,
+        "prompt": {"raw": prompt, "label": prompt} if isinstance(prompt, str) else (prompt or {}),
+        "provider": {"id": provider} if isinstance(provider, str) else (provider or {}),
+        "response": response,
+        "error": error or "",
+        "failure_reason": int(reason),
+        "success": success,
+        "score": score,
+        "latency_ms": int(latency),
+        "cost": cost,
+        "grading_result": grading,
+        "named_scores": named or {},
+        "metadata": metadata or {},
+    }
+
+
+def _blob_hooks():
+    """blobs.services' externalize/save/delete functions, when that app provides them."""
+    try:
+        from blobs import services as blob_services
+    except ImportError:
+        return None
+    needed = ("externalize_results", "save_references", "delete_references_for_eval")
+    if not all(hasattr(blob_services, name) for name in needed):
+        return None
+    return blob_services
+
+
+def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noqa: A002
+    """Validate and store a batch of results, update the aggregates, then signal.
+
+    All or nothing: the first invalid result raises Invalid (with its index and field)
+    before anything is written. Results for (test_idx, prompt_idx) pairs already stored
+    are skipped, which is what makes resuming an interrupted eval safe.
+    """
+    if not isinstance(results, list):
+        raise Invalid("results must be a list.", field="results")
+    limit = settings.RESULTS_BATCH_LIMIT
+    if len(results) > limit:
+        raise TooLarge(
+            f"A batch holds at most {limit} results; this one has {len(results)}. Split it.",
+            limit=limit,
+        )
+    if eval.status in FINAL_STATUSES:
+        raise Conflict(f"Eval {eval.id} is {eval.status}; it takes no more results.", id=eval.id)
+    rows = [normalize_result(result, index) for index, result in enumerate(results)]
+    if not rows:
+        return AddResultsOutcome(stored=0, skipped=0)
+
+    blobs = _blob_hooks()
+    refs = blobs.externalize_results(eval_id=eval.id, results=results) if blobs else []
+    if blobs:
+        # Externalizing rewrote the dicts in place; take the references, not the bytes.
+        for row, result in zip(rows, results, strict=True):
+            row["response"] = result.get("response")
+            row["grading_result"] = result.get("gradingResult")
+            row["metadata"] = result.get("metadata") or {}
+            row["test_case"] = result.get("testCase") or row["test_case"]
+
+    with transaction.atomic():
+        fresh = Eval.objects.select_for_update().filter(pk=eval.pk).values("status", "vars").first()
+        if fresh is None:
+            from alchemy_site.errors import NotFound
+
+            raise NotFound(f"Eval {eval.id} does not exist.")
+        if fresh["status"] in FINAL_STATUSES:
+            raise Conflict(f"Eval {eval.id} is {fresh['status']}; it takes no more results.")
+        low = min(row["test_idx"] for row in rows)
+        high = max(row["test_idx"] for row in rows)
+        seen = set(
+            EvalResult.objects.filter(eval_id=eval.id, test_idx__gte=low, test_idx__lte=high)
+            .values_list("test_idx", "prompt_idx")
+            .iterator()
+        )
+        prompt_texts = dict(
+            EvalPrompt.objects.filter(eval_id=eval.id).values_list("prompt_idx", "prompt_text_id")
+        )
+        objects, by_prompt = [], {}
+        var_names = dict.fromkeys(fresh["vars"] or [])
+        for row in rows:
+            key = (row["test_idx"], row["prompt_idx"])
+            if key in seen:
+                continue
+            seen.add(key)
+            objects.append(
+                EvalResult(
+                    eval_id=eval.id, prompt_text_id=prompt_texts.get(row["prompt_idx"]), **row
+                )
+            )
+            contribution = by_prompt.setdefault(row["prompt_idx"], Contribution())
+            contribution.add(
+                contribution_of(
+                    success=row["success"], failure_reason=row["failure_reason"],
+                    score=row["score"], latency_ms=row["latency_ms"], cost=row["cost"],
+                    response=row["response"], grading_result=row["grading_result"],
+                    named_scores=row["named_scores"],
+                )
+            )  # fmt: skip
+            vars_ = row["test_case"].get("vars")
+            if isinstance(vars_, dict):
+                for name in vars_:
+                    if name not in var_names:
+                        var_names[name] = None
+        if objects:
+            created = EvalResult.objects.bulk_create(objects)
+            search.index_results(eval_id=eval.id, results=created)
+            _apply_contributions(eval.id, by_prompt)
+            if blobs and refs:
+                blobs.save_references(refs)
+        now = timezone.now()
+        updates: dict[str, Any] = {"last_written_at": now}
+        if list(var_names) != list(fresh["vars"] or []):
+            updates["vars"] = list(var_names)
+        if fresh["status"] == EvalStatus.INTERRUPTED:
+            updates["status"] = EvalStatus.RUNNING
+        Eval.objects.filter(pk=eval.pk).update(**updates)
+    for name, value in updates.items():
+        setattr(eval, name, value)
+    transaction.on_commit(lambda: write_signal(eval.id, now))
+    return AddResultsOutcome(stored=len(objects), skipped=len(rows) - len(objects))
+
+
+def _apply_contributions(eval_id: str, by_prompt: dict[int, Contribution]) -> None:
+    """Read-modify-write the stats rows under a row lock (BEGIN IMMEDIATE on SQLite)."""
+    EvalPromptStats.objects.bulk_create(
+        [EvalPromptStats(eval_id=eval_id, prompt_idx=idx) for idx in by_prompt],
+        ignore_conflicts=True,
+    )
+    stats = list(
+        EvalPromptStats.objects.select_for_update().filter(
+            eval_id=eval_id, prompt_idx__in=list(by_prompt)
+        )
+    )
+    for row in stats:
+        by_prompt[row.prompt_idx].apply_to(row)
+    EvalPromptStats.objects.bulk_update(
+        stats, [*Contribution.COUNTERS, "named_score_sums", "named_score_weights"]
+    )
+
+
+def complete_eval(
+    *,
+    eval: Eval,
+    status: str = EvalStatus.COMPLETE,
+    duration_ms: int | None = None,  # noqa: A002
+) -> Eval:
+    """Set the final status (complete, failed or interrupted) and the duration."""
+    if status not in EvalStatus.values:
+        raise Invalid(
+            f"status must be one of {', '.join(EvalStatus.values)}, got {status!r}.", field="status"
+        )
+    if duration_ms is not None and (not isinstance(duration_ms, int) or duration_ms < 0):
+        raise Invalid("duration_ms must be a non-negative integer.", field="duration_ms")
+    now = timezone.now()
+    with transaction.atomic():
+        updates: dict[str, Any] = {"status": status, "last_written_at": now}
+        if duration_ms is not None:
+            updates["duration_ms"] = duration_ms
+        Eval.objects.filter(pk=eval.pk).update(**updates)
+    for name, value in updates.items():
+        setattr(eval, name, value)
+    transaction.on_commit(lambda: write_signal(eval.id, now))
+    return eval
+
+
+def effective_status(eval: Eval, now: datetime | None = None) -> str:  # noqa: A002
+    """`running` evals whose writer went quiet too long are shown as interrupted."""
+    if eval.status != EvalStatus.RUNNING:
+        return eval.status
+    idle = timedelta(seconds=settings.EVAL_IDLE_INTERRUPTED_SECONDS)
+    last = eval.last_written_at or eval.created_at
+    if last and (now or timezone.now()) - last > idle:
+        return EvalStatus.INTERRUPTED
+    return EvalStatus.RUNNING
+
+
+def delete_eval(*, eval: Eval) -> None:  # noqa: A002
+    """Delete an eval with its results, aggregates, junction rows and blob references.
+
+    Every step is a set-based DELETE (nothing is loaded into Python); traces stay, with
+    their eval link set to NULL by the foreign key's SET_NULL.
+    """
+    blobs = _blob_hooks()
+    with transaction.atomic():
+        if blobs:
+            blobs.delete_references_for_eval(eval.id)
+        search.unindex_eval(eval_id=eval.id)
+        _delete_results(eval.id)
+        EvalPromptStats.objects.filter(eval_id=eval.id).delete()
+        EvalPrompt.objects.filter(eval_id=eval.id).delete()
+        EvalDataset.objects.filter(eval_id=eval.id).delete()
+        EvalTag.objects.filter(eval_id=eval.id).delete()
+        Eval.objects.filter(pk=eval.pk).delete()
+    eval_id = eval.id
+    transaction.on_commit(lambda: write_signal(eval_id))
+
+
+def _delete_results(eval_id: str) -> None:
+    """Set-based delete of an eval's results, honouring other apps' FKs without loading rows.
+
+    Django's collector would load every result to null out a SET_NULL foreign key (a trace's
+    result link); doing each related step as one UPDATE/DELETE keeps 1M-row deletes flat.
+    """
+    for relation in EvalResult._meta.related_objects:
+        name = relation.field.name
+        related = relation.related_model._base_manager.filter(**{f"{name}__eval_id": eval_id})
+        if relation.on_delete is models.SET_NULL:
+            related.update(**{name: None})
+        elif relation.on_delete is models.CASCADE:
+            related.delete()
+        elif relation.on_delete is models.PROTECT and related.exists():
+            raise Conflict(
+                f"Eval {eval_id} has results that {relation.related_model._meta.label} rows "
+                "still protect; delete those first."
+            )
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {EvalResult._meta.db_table} WHERE eval_id = %s", [eval_id])
+
+
+HUMAN_ASSERTION = "human"
+
+
+def rate_result(
+    *,
+    eval: Eval,
+    result_id: int,
+    passed: bool,
+    reason: str = "",
+    author: str = "",  # noqa: A002
+) -> EvalResult:
+    """Record a manual pass/fail on one result; the prompt's aggregates move with it.
+
+    Like promptfoo, the rating is a `human` component result inside gradingResult, and the
+    result's success/score follow it.
+    """
+    from alchemy_site.errors import NotFound
+
+    if not isinstance(passed, bool):
+        raise Invalid("pass must be true or false.", field="pass")
+    with transaction.atomic():
+        row = EvalResult.objects.select_for_update().filter(eval_id=eval.id, pk=result_id).first()
+        if row is None:
+            raise NotFound(f"Result {result_id} is not part of eval {eval.id}.")
+        before = contribution_of_row(row)
+        grading = dict(row.grading_result or {})
+        components = [
+            c
+            for c in grading.get("componentResults") or []
+            if not (
+                isinstance(c, dict) and (c.get("assertion") or {}).get("type") == HUMAN_ASSERTION
+            )
+        ]
+        human = {
+            "pass": passed,
+            "score": 1.0 if passed else 0.0,
+            "reason": reason or ("Manual pass" if passed else "Manual fail"),
+            "assertion": {"type": HUMAN_ASSERTION, "value": author}
+            if author
+            else {"type": HUMAN_ASSERTION},
+        }
+        components.append(human)
+        grading.update(
+            {
+                "pass": passed,
+                "score": human["score"],
+                "reason": human["reason"],
+                "componentResults": components,
+            }
+        )
+        search.unindex_results(eval_id=eval.id, ids=[row.pk])
+        row.grading_result = grading
+        row.success = passed
+        row.score = human["score"]
+        row.failure_reason = FailureReason.NONE if passed else FailureReason.ASSERT
+        row.save(
+            update_fields=["grading_result", "success", "score", "failure_reason", "updated_at"]
+        )
+        delta = contribution_of_row(row)
+        delta.add(before, sign=-1)
+        _apply_contributions(eval.id, {row.prompt_idx: delta})
+        search.index_results(eval_id=eval.id, results=[row])
+    transaction.on_commit(lambda: write_signal(eval.id))
+    return row
