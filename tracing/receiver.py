@@ -1,0 +1,122 @@
+"""The OTLP/HTTP receiver: POST /v1/traces (and harmless /v1/metrics, /v1/logs).
+
+A plain Django view, not ninja: OTLP speaks protobuf as well as JSON and answers
+in the encoding it was sent. Authenticates itself with an API key
+(`Authorization: Bearer …` or `x-api-key`), so it is exempt from CSRF and the
+login redirect.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from django.conf import settings
+from django.db import OperationalError
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from alchemy_site.auth import verify_api_key
+from tracing import otlp, services
+
+logger = logging.getLogger(__name__)
+
+# google.rpc.Code values for the Status body of failures.
+_RPC_CODE = {
+    HTTPStatus.BAD_REQUEST: 3,  # INVALID_ARGUMENT
+    HTTPStatus.UNAUTHORIZED: 16,  # UNAUTHENTICATED
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: 8,  # RESOURCE_EXHAUSTED
+    HTTPStatus.UNSUPPORTED_MEDIA_TYPE: 3,
+    HTTPStatus.TOO_MANY_REQUESTS: 8,
+    HTTPStatus.SERVICE_UNAVAILABLE: 14,  # UNAVAILABLE
+}
+
+
+def max_body_bytes() -> int:
+    return getattr(settings, "OTLP_MAX_BODY_BYTES", 20 * 1024 * 1024)
+
+
+def _failure(fmt: str, status: int, message: str, *, retry_after: int | None = None) -> HttpResponse:
+    response = HttpResponse(
+        otlp.encode_status(fmt, code=_RPC_CODE.get(status, 2), message=message),
+        content_type=fmt,
+        status=status,
+    )
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _authenticated(request: HttpRequest) -> bool:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    raw = token if scheme.lower() == "bearer" else request.headers.get("X-API-Key", "")
+    return bool(raw.strip()) and verify_api_key(raw.strip()) is not None
+
+
+@csrf_exempt
+@require_POST
+def export_traces(request: HttpRequest) -> HttpResponse:
+    unsupported: otlp.UnsupportedMediaType | None = None
+    try:
+        fmt = otlp.response_format(request.headers.get("Content-Type", ""))
+    except otlp.UnsupportedMediaType as exc:
+        fmt, unsupported = otlp.JSON, exc
+    if not _authenticated(request):
+        return _failure(
+            fmt, HTTPStatus.UNAUTHORIZED,
+            "Send an API key: Authorization: Bearer <key> or x-api-key: <key>.",
+        )
+    if unsupported is not None:
+        return _failure(fmt, unsupported.status, str(unsupported))
+
+    limit = max_body_bytes()
+    try:
+        declared = int(request.headers.get("Content-Length") or 0)
+        if declared > limit:
+            raise otlp.TooLarge(f"The body is larger than {limit} bytes; send smaller batches.")
+        body = request.body
+        if len(body) > limit:
+            raise otlp.TooLarge(f"The body is larger than {limit} bytes; send smaller batches.")
+        data = otlp.decompress(body, request.headers.get("Content-Encoding", ""), limit=limit)
+        export = otlp.parse_request(data, fmt)
+    except ValueError:
+        return _failure(fmt, HTTPStatus.BAD_REQUEST, "Content-Length is not a number.")
+    except otlp.OtlpError as exc:
+        return _failure(fmt, exc.status, str(exc))
+
+    count = services.count_spans(export)
+    if not services.pending_spans.reserve(count):
+        return _failure(
+            fmt, HTTPStatus.TOO_MANY_REQUESTS,
+            "Too many spans are waiting to be written; retry later.", retry_after=1,
+        )
+    try:
+        outcome = services.ingest_request(request=export)
+    except OperationalError as exc:
+        if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+            raise
+        logger.warning("OTLP export of %d spans deferred: %s", count, exc)
+        return _failure(
+            fmt, HTTPStatus.SERVICE_UNAVAILABLE,
+            "The database is busy; nothing was stored. Retry shortly.", retry_after=1,
+        )
+    finally:
+        services.pending_spans.release(count)
+    return HttpResponse(
+        otlp.encode_response(fmt, rejected=outcome.rejected, message=outcome.error_message),
+        content_type=fmt,
+    )
+
+
+@csrf_exempt
+@require_POST
+def discard_signal(request: HttpRequest) -> HttpResponse:
+    """Metrics and logs are not stored; say so politely so SDKs log no errors.
+
+    An empty Export*ServiceResponse encodes to zero bytes in protobuf and `{}` in JSON.
+    """
+    kind = otlp.media_type(request.headers.get("Content-Type", ""))
+    if kind == otlp.JSON:
+        return HttpResponse(b"{}", content_type=otlp.JSON)
+    return HttpResponse(b"", content_type=otlp.PROTOBUF)
