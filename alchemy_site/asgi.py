@@ -13,6 +13,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from alchemy_site.routing import websocket_urlpatterns  # noqa: E402
+from alchemy_site.startup import verify_database  # noqa: E402
+
+verify_database()
 
 application = ProtocolTypeRouter(
     {

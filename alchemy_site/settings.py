@@ -195,6 +195,8 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 # Paths that authenticate on their own (API keys) or must be reachable anonymously.
 LOGIN_EXEMPT_PREFIXES = ("/api/", "/v1/", "/static/", "/healthz", "/accounts/login/")
+LOGIN_MAX_FAILURES = env_int("ALCHEMY_LOGIN_MAX_FAILURES", 5, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("ALCHEMY_LOGIN_LOCKOUT_SECONDS", 300, minimum=1)
 API_KEY_TOUCH_INTERVAL = env_int("ALCHEMY_API_KEY_TOUCH_SECONDS", 60, minimum=0)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -156,3 +156,13 @@ def test_session_writes_through_the_api_need_a_csrf_token(user):
     path, _ = routes[0]
     response = client.post(path, data="{}", content_type="application/json")
     assert response.status_code in {HTTPStatus.FORBIDDEN, HTTPStatus.UNAUTHORIZED}
+
+
+def test_repeated_failed_logins_are_rate_limited(client, user, settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    for _ in range(3):
+        response = client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
+        assert response.status_code == HTTPStatus.OK
+    response = client.post("/accounts/login/", {"username": "alice", "password": "correct-horse-battery"})
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert b"Too many failed attempts" in response.content

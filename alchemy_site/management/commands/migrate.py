@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from django.core.management.base import CommandError
 from django.core.management.commands import migrate
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
 from alchemy_site import dbcare
+from alchemy_site.startup import DatabaseDamaged, verify_database
 
 
 class Command(migrate.Command):
@@ -12,6 +14,14 @@ class Command(migrate.Command):
         "Django's migrate; on SQLite, backs the database up to ALCHEMY_HOME/backups first "
         "when migrations are pending (the newest 5 are kept). `--plan` is the dry run."
     )
+
+    def execute(self, *args, **options):
+        # Before the system checks, which would open the file and die with a traceback.
+        try:
+            verify_database()
+        except DatabaseDamaged as exc:
+            raise CommandError(str(exc)) from exc
+        return super().execute(*args, **options)
 
     def handle(self, *args, **options):
         if not options.get("plan") and not options.get("fake") and self.has_pending(options):
