@@ -1,1 +1,51 @@
-from django.contrib import admin  # noqa: F401
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from blobs.models import Blob, BlobReference
+from blobs.services import blob_url
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows come from the ingest path and leave through GC, never through forms."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Blob)
+class BlobAdmin(ReadOnlyAdmin):
+    list_display = ["sha256", "mime_type", "size", "reference_count", "created_at", "open_link"]
+    list_filter = ["mime_type"]
+    search_fields = ["=sha256"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Blob]:
+        return super().get_queryset(request).annotate(reference_count=Count("references"))
+
+    @admin.display(description="references", ordering="reference_count")
+    def reference_count(self, obj: Blob) -> int:
+        return obj.reference_count
+
+    @admin.display(description="")
+    def open_link(self, obj: Blob) -> str:
+        return format_html('<a href="{}">open</a>', blob_url(obj.sha256))
+
+
+@admin.register(BlobReference)
+class BlobReferenceAdmin(ReadOnlyAdmin):
+    list_display = ["eval", "test_idx", "prompt_idx", "location", "kind", "blob"]
+    list_filter = ["kind"]
+    list_select_related = ["blob", "eval"]
+    search_fields = ["=eval__id", "=blob__sha256"]
+    show_full_result_count = False

@@ -91,12 +91,11 @@ def parse_range(header: str, *, size: int) -> tuple[int, int] | str | None:
             return "unsatisfiable"
         return max(size - suffix, 0), size - 1
     start = int(match[1])
-    end = int(match[2]) if match[2] else size - 1
-    if end < start:
+    if match[2] and int(match[2]) < start:
         return None
     if start >= size:
         return "unsatisfiable"
-    return start, min(end, size - 1)
+    return start, min(int(match[2]), size - 1) if match[2] else size - 1
 
 
 def _read_range(handle: IO[bytes], start: int, length: int) -> Iterator[bytes]:
