@@ -49,6 +49,7 @@ def test_add_results_stores_references_and_the_api_serves_the_bytes(running_eval
         (1, "response.audio.data", "audio"),
     }
     response = api_client.get(reverse("api:blob", kwargs={"sha256": audio_sha}))
+    assert response.status_code == HTTPStatus.OK
     assert b"".join(response.streaming_content) == audio
     assert response["Content-Type"] == "audio/wav"
 
