@@ -20,6 +20,7 @@ install: $(STAMP)
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate --no-input
+	$(PY) manage.py collectstatic --no-input --verbosity 0
 
 run: migrate
 	$(PY) manage.py ensure_admin --url http://$(HOST):$(PORT)/
