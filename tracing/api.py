@@ -1,3 +1,41 @@
-from ninja import Router
+"""GET /api/traces (filtered, paginated) and GET /api/traces/{trace_id} (span tree).
+
+No `from __future__ import annotations` here: ninja's @paginate re-wraps the
+handler and cannot resolve string annotations from this module.
+"""
+
+from django.db.models import F
+from django.http import HttpRequest
+from ninja import Query, Router
+from ninja.errors import ValidationError
+from ninja.pagination import paginate
+
+from tracing import selectors
+from tracing.filters import TraceFilter
+from tracing.models import Trace
+from tracing.schemas import TraceDetailOut, TraceFilters, TraceOut
 
 router = Router(tags=["tracing"])
+
+
+def filtered_traces(data) -> TraceFilter:
+    queryset = Trace.objects.order_by(F("started_at").desc(nulls_last=True), "-id")
+    return TraceFilter(data, queryset=queryset)
+
+
+@router.get("", response=list[TraceOut], url_name="traces")
+@paginate
+def list_traces(request: HttpRequest, filters: Query[TraceFilters]):
+    filterset = filtered_traces(filters.dict(exclude_none=True))
+    if not filterset.is_valid():
+        raise ValidationError(
+            [{"loc": ["query", key], "msg": "; ".join(errors)} for key, errors in filterset.errors.items()]
+        )
+    return filterset.qs
+
+
+@router.get("/{trace_id}", response=TraceDetailOut, url_name="trace")
+def get_trace(request: HttpRequest, trace_id: str):
+    trace = selectors.get_trace(trace_id)
+    trace.span_tree = selectors.span_tree(trace, list(trace.spans.all()))
+    return trace

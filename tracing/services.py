@@ -30,10 +30,10 @@ from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from evals.models import Eval, EvalResult
 from tracing import redaction
 from tracing.models import Span, StatusCode, Trace
 from tracing.otlp import hex_id, key_values
+from tracing.selectors import resolve_links
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -280,7 +280,7 @@ def _upsert_traces(links: dict[str, _Link]) -> dict[str, Trace]:
         trace.test_case_id = trace.test_case_id or link.test_case_id
         trace.test_idx = trace.test_idx if trace.test_idx is not None else link.test_idx
         trace.prompt_idx = trace.prompt_idx if trace.prompt_idx is not None else link.prompt_idx
-    _resolve_links([trace for trace in existing.values() if trace.result_id is None])
+    resolve_links([trace for trace in existing.values() if trace.result_id is None])
     return existing
 
 
@@ -289,29 +289,6 @@ def _traces_by_id(trace_ids: Sequence[str]) -> dict[str, Trace]:
     for chunk in _chunks(list(trace_ids)):
         found.update((trace.trace_id, trace) for trace in Trace.objects.filter(trace_id__in=chunk))
     return found
-
-
-def _resolve_links(traces: Sequence[Trace]) -> None:
-    """Point traces at their Eval and EvalResult rows where those exist (no save)."""
-    eval_ids = {trace.evaluation_id for trace in traces if trace.evaluation_id}
-    if not eval_ids:
-        return
-    known = set(Eval.objects.filter(pk__in=eval_ids).values_list("pk", flat=True))
-    wanted = Q()
-    for trace in traces:
-        if trace.evaluation_id in known:
-            trace.eval_id = trace.evaluation_id
-            if trace.test_idx is not None and trace.prompt_idx is not None:
-                wanted |= Q(eval_id=trace.evaluation_id, test_idx=trace.test_idx,
-                            prompt_idx=trace.prompt_idx)
-    if not wanted:
-        return
-    results = {
-        (row["eval_id"], row["test_idx"], row["prompt_idx"]): row["pk"]
-        for row in EvalResult.objects.filter(wanted).values("pk", "eval_id", "test_idx", "prompt_idx")
-    }
-    for trace in traces:
-        trace.result_id = results.get((trace.eval_id, trace.test_idx, trace.prompt_idx))
 
 
 def _refresh_summaries(traces: Sequence[Trace]) -> None:
@@ -388,7 +365,7 @@ def register_trace(
             trace.metadata = {**trace.metadata, **metadata}
         trace.eval_id = None
         trace.result_id = None
-        _resolve_links([trace])
+        resolve_links([trace])
         trace.save()
     return trace
 
@@ -401,7 +378,7 @@ def link_traces(*, eval_id: str) -> int:
     with transaction.atomic():
         traces = list(Trace.objects.for_eval(eval_id).filter(Q(eval=None) | Q(result=None)))
         before = {trace.pk: (trace.eval_id, trace.result_id) for trace in traces}
-        _resolve_links(traces)
+        resolve_links(traces)
         changed = [t for t in traces if (t.eval_id, t.result_id) != before[t.pk]]
         Trace.objects.bulk_update(changed, ["eval", "result"], batch_size=WRITE_BATCH)
     return len(changed)
