@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
 from django.db import transaction
-from django.db.models import F
 
 from alchemy_site.errors import Invalid
 from prompts.models import EmbeddingSpace, Prompt
@@ -134,12 +135,18 @@ def space_dimensions(model: str) -> int | None:
     return EmbeddingSpace.objects.filter(model=model).values_list("dimensions", flat=True).first()
 
 
+def new_token() -> int:
+    # Random, not a counter: a space deleted and re-created (a restore, a rolled-back
+    # test) must never reuse a token an old in-memory matrix still carries.
+    return secrets.randbits(62)
+
+
 def touch_space(*, model: str, dimensions: int) -> None:
     """Record a change in `model`'s space (creating it); call inside the write's transaction."""
     if not model:
         return
     space, created = EmbeddingSpace.objects.get_or_create(
-        model=model, defaults={"dimensions": dimensions, "version": 1}
+        model=model, defaults={"dimensions": dimensions, "version": new_token()}
     )
     if space.dimensions != dimensions:
         raise Invalid(
@@ -148,7 +155,14 @@ def touch_space(*, model: str, dimensions: int) -> None:
             got_dimensions=dimensions,
         )
     if not created:
-        EmbeddingSpace.objects.filter(pk=space.pk).update(version=F("version") + 1)
+        mark_changed([model])
+
+
+def mark_changed(models: Iterable[str]) -> None:
+    """Tell every process that these spaces' rows changed (their matrices are stale)."""
+    names = [m for m in set(models) if m]
+    if names:
+        EmbeddingSpace.objects.filter(model__in=names).update(version=new_token())
 
 
 @dataclass

@@ -99,15 +99,25 @@ class CleanupPlan:
 def cleanup_candidates(
     *, below: float, unused_days: int, force: bool = False, now: datetime.datetime | None = None
 ) -> CleanupPlan:
-    """Active prompts with relevance < `below` not used (or, never used, not created) lately."""
+    """Active prompts not used (or, never used, not created) lately whose relevance is < `below`.
+
+    Relevance is judged as of `now` (not the stored score), so clean-up is right
+    even when `decay` has not run recently.
+    """
     when = now or timezone.now()
     cutoff = when - datetime.timedelta(days=unused_days)
     stale = Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff)
-    matched = Prompt.objects.active().filter(stale, relevance_score__lt=below).order_by("created_at")
+    matched = [
+        p
+        for p in Prompt.objects.active().filter(stale).order_by("created_at", "id")
+        if relevance(p, now=when) < below
+    ]
     valuable = Q(children__isnull=False) | Q(feedback__isnull=False)
-    protected_ids = set(matched.filter(valuable).values_list("id", flat=True))
+    protected_ids = set(
+        Prompt.objects.filter(valuable, pk__in=[p.pk for p in matched]).values_list("id", flat=True)
+    )
     if force:
-        return CleanupPlan(list(matched), 0)
+        return CleanupPlan(matched, 0)
     return CleanupPlan([p for p in matched if p.pk not in protected_ids], len(protected_ids))
 
 

@@ -97,7 +97,7 @@ def search(
     )
     if mode == "hybrid" and query.strip():
         levels = dict(
-            base.filter(pk__in=candidates)
+            base.filter(embedding_model=model)
             .filter(text_match(query))
             .annotate(level=_match_level(query))
             .values_list("id", "level")

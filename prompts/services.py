@@ -18,10 +18,16 @@ from django.utils import timezone
 
 from alchemy_site.errors import Conflict, Invalid, NotFound
 from prompts import lifecycle
-from prompts.embeddings import get_embedder, is_local_embedder, parse_vector, to_bytes, touch_space
+from prompts.embeddings import (
+    get_embedder,
+    is_local_embedder,
+    mark_changed,
+    parse_vector,
+    to_bytes,
+    touch_space,
+)
 from prompts.hashing import content_hash
 from prompts.models import (
-    EmbeddingSpace,
     EnhancementHistory,
     Metric,
     ModelMetadata,
@@ -245,8 +251,8 @@ def update_prompt(
         if vector is not None:
             old_model = prompt.embedding_model
             _apply_embedding(prompt, vector=vector, embedder=None)
-            if old_model and old_model != vector.model:
-                EmbeddingSpace.objects.filter(model=old_model).update(version=F("version") + 1)
+            if old_model != vector.model:
+                mark_changed([old_model])
         prompt.updated_at = when
         prompt.save()
         if tags is not None:
@@ -320,7 +326,7 @@ def delete_prompt(*, prompt: Prompt, children: ChildPolicy = "refuse") -> int:
             Prompt.objects.filter(pk=prompt.parent_id, generation_count__gt=0).update(
                 generation_count=F("generation_count") - 1
             )
-        EmbeddingSpace.objects.filter(model__in=models_touched).update(version=F("version") + 1)
+        mark_changed(models_touched)
     return len(doomed)
 
 
@@ -393,9 +399,7 @@ def reembed(
             fields = ["embedding", "embedding_model", "embedding_provider", "dimensions"]
             Prompt.objects.bulk_update(batch, fields)
             touch_space(model=model.name, dimensions=model.dimensions)
-            EmbeddingSpace.objects.filter(model__in=old - {model.name}).update(
-                version=F("version") + 1
-            )
+            mark_changed(old - {model.name})
         done = len(batch)
         batch.clear()
         return done
