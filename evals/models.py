@@ -45,6 +45,8 @@ class Eval(models.Model):
     version = models.PositiveSmallIntegerField(default=4)
     # When the writer last stored a batch: a running eval idle too long is interrupted.
     last_written_at = models.DateTimeField(null=True, blank=True)
+    # Distinct test indices stored, kept by add_results: the table's total without a scan.
+    test_count = models.BigIntegerField(default=0)
 
     prompts = models.ManyToManyField("PromptText", through="EvalPrompt", related_name="evals")
     datasets = models.ManyToManyField("Dataset", through="EvalDataset", related_name="evals")

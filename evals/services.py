@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from alchemy_site.errors import Conflict, Invalid, TooLarge
@@ -462,6 +463,8 @@ def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noq
         prompt_texts = dict(
             EvalPrompt.objects.filter(eval_id=eval.id).values_list("prompt_idx", "prompt_text_id")
         )
+        known_tests = {test_idx for test_idx, _ in seen}
+        new_tests: set[int] = set()
         objects, by_prompt = [], {}
         var_names = dict.fromkeys(fresh["vars"] or [])
         for row in rows:
@@ -469,6 +472,8 @@ def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noq
             if key in seen:
                 continue
             seen.add(key)
+            if row["test_idx"] not in known_tests:
+                new_tests.add(row["test_idx"])
             objects.append(
                 EvalResult(
                     eval_id=eval.id, prompt_text_id=prompt_texts.get(row["prompt_idx"]), **row
@@ -500,9 +505,12 @@ def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noq
             updates["vars"] = list(var_names)
         if fresh["status"] == EvalStatus.INTERRUPTED:
             updates["status"] = EvalStatus.RUNNING
-        Eval.objects.filter(pk=eval.pk).update(**updates)
+        Eval.objects.filter(pk=eval.pk).update(
+            test_count=F("test_count") + len(new_tests), **updates
+        )
     for name, value in updates.items():
         setattr(eval, name, value)
+    eval.test_count = (eval.test_count or 0) + len(new_tests)
     transaction.on_commit(lambda: write_signal(eval.id, now))
     return AddResultsOutcome(stored=len(objects), skipped=len(rows) - len(objects))
 

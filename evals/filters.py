@@ -1,0 +1,260 @@
+"""The one filter builder: table pages, filtered counts and filtered stats all use it.
+
+Field names and values are always bound parameters (JSON paths are passed as parameters,
+never spliced into SQL). Unlike promptfoo, `logic: "or"` really means OR: filters combine
+with the usual precedence (AND binds tighter than OR), so `a AND b OR c` is `(a AND b) OR c`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import BooleanField, Count, FloatField, Q, Subquery
+from django.db.models.expressions import RawSQL
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Lower, Trim
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    IContains,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+    StartsWith,
+)
+
+from alchemy_site.errors import Invalid
+from evals.models import EvalResult, FailureReason
+from evals.search import search_q
+
+MODES = ("all", "failures", "passes", "errors", "highlights", "user-rated", "different")
+FILTER_TYPES = ("metadata", "metric", "plugin", "strategy", "severity")
+OPERATORS = (
+    "equals", "not_equals", "contains", "not_contains", "exists", "not_exists",
+    "gt", "gte", "lt", "lte",
+)  # fmt: skip
+NUMERIC = {"gt": GreaterThan, "gte": GreaterThanOrEqual, "lt": LessThan, "lte": LessThanOrEqual}
+RED_TEAM_KEYS = {"plugin": "pluginId", "strategy": "strategyId", "severity": "severity"}
+TABLE = EvalResult._meta.db_table
+MAX_FILTERS = 50
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    type: str
+    field: str
+    operator: str
+    value: Any
+    logic: str
+
+
+def is_unfiltered(*, mode: str = "all", search: str = "", filters: Any = None) -> bool:
+    return (mode or "all") == "all" and not (search or "").strip() and not parse_filters(filters)
+
+
+def parse_filters(raw: Any) -> list[FilterSpec]:
+    """Accept a JSON string or a list of dicts; raise Invalid naming the bad filter."""
+    if raw in (None, "", []):
+        return []
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise Invalid(
+                "filters must be a JSON list of filter objects.", field="filters"
+            ) from None
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise Invalid("filters must be a JSON list of filter objects.", field="filters")
+    if len(raw) > MAX_FILTERS:
+        raise Invalid(f"At most {MAX_FILTERS} filters are allowed.", field="filters")
+    specs = []
+    for index, item in enumerate(raw):
+        if isinstance(item, str):
+            try:
+                item = json.loads(item)
+            except ValueError:
+                item = None
+        if not isinstance(item, dict):
+            raise Invalid(f"filters[{index}] must be an object.", index=index, field="filters")
+        kind = str(item.get("type", "")).lower()
+        operator = str(item.get("operator", "equals")).lower()
+        logic = str(item.get("logic") or "and").lower()
+        field = item.get("field")
+        if kind not in FILTER_TYPES:
+            raise Invalid(
+                f"filters[{index}].type must be one of {', '.join(FILTER_TYPES)}.",
+                index=index,
+                field="type",
+            )
+        if operator not in OPERATORS:
+            raise Invalid(
+                f"filters[{index}].operator must be one of {', '.join(OPERATORS)}.",
+                index=index,
+                field="operator",
+            )
+        if logic not in ("and", "or"):
+            raise Invalid(f"filters[{index}].logic must be and or or.", index=index, field="logic")
+        if kind in ("metadata", "metric") and (not isinstance(field, str) or not field):
+            raise Invalid(
+                f"filters[{index}].field must name a {kind} key.", index=index, field="field"
+            )
+        value = item.get("value")
+        if operator in NUMERIC or (kind == "metric" and operator in ("equals", "not_equals")):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise Invalid(
+                    f"filters[{index}].value must be a number for {operator}.",
+                    index=index,
+                    field="value",
+                ) from None
+        elif operator not in ("exists", "not_exists"):
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            if not isinstance(value, str | int | float):
+                raise Invalid(
+                    f"filters[{index}].value must be a string or number.",
+                    index=index,
+                    field="value",
+                )
+            value = str(value)
+        specs.append(
+            FilterSpec(kind, field if isinstance(field, str) else "", operator, value, logic)
+        )
+    return specs
+
+
+def json_path(*keys: str) -> str:
+    return "$" + "".join(f".{json.dumps(key)}" for key in keys)
+
+
+def json_number(column: str, *keys: str) -> RawSQL:
+    """A JSON value as a float when it is a JSON number, else NULL (never a cast error)."""
+    col = f'"{TABLE}"."{column}"'
+    if connection.vendor == "sqlite":
+        path = json_path(*keys)
+        return RawSQL(
+            f"CASE WHEN json_type({col}, %s) IN ('integer', 'real') "
+            f"THEN json_extract({col}, %s) END",
+            [path, path],
+            output_field=FloatField(),
+        )
+    return RawSQL(
+        f"CASE WHEN jsonb_typeof({col} #> %s) = 'number' THEN ({col} #>> %s)::double precision END",
+        [list(keys), list(keys)],
+        output_field=FloatField(),
+    )
+
+
+def _text(spec: FilterSpec):
+    if spec.type == "metadata":
+        return KeyTextTransform(spec.field, "metadata")
+    if spec.type == "metric":
+        return KeyTextTransform(spec.field, "named_scores")
+    return KeyTextTransform(RED_TEAM_KEYS[spec.type], "metadata")
+
+
+def _condition(spec: FilterSpec) -> Q:
+    text = _text(spec)
+    present = Q(IsNull(text, False)) & ~Q(Exact(Trim(text), ""))
+    if spec.operator == "exists":
+        return present
+    if spec.operator == "not_exists":
+        return ~present
+    if spec.operator in NUMERIC or spec.type == "metric":
+        column = "named_scores" if spec.type == "metric" else "metadata"
+        number = json_number(column, spec.field)
+        if spec.operator in NUMERIC:
+            return Q(NUMERIC[spec.operator](number, spec.value))
+        match = Q(Exact(number, spec.value))
+        return match if spec.operator == "equals" else ~match | Q(IsNull(number, True))
+    value = spec.value
+    if spec.operator in ("equals", "not_equals"):
+        match = Q(Exact(Lower(text), value.lower()))
+        if spec.type == "plugin":
+            # A plugin family ("harmful") also names its members ("harmful:hate").
+            match |= Q(StartsWith(Lower(text), value.lower() + ":"))
+    else:
+        match = Q(IContains(text, value))
+    if spec.operator.startswith("not_"):
+        return ~match | Q(IsNull(text, True))
+    return match
+
+
+def combine(specs: list[FilterSpec]) -> Q:
+    groups: list[Q] = []
+    for position, spec in enumerate(specs):
+        condition = _condition(spec)
+        if position == 0 or spec.logic == "or":
+            groups.append(condition)
+        else:
+            groups[-1] &= condition
+    result = Q()
+    for group in groups:
+        result = group if not result else result | group
+    return result
+
+
+def _user_rated() -> Q:
+    col = f'"{TABLE}"."grading_result"'
+    if connection.vendor == "sqlite":
+        sql = (
+            f"EXISTS (SELECT 1 FROM json_each({col}, '$.componentResults') AS c "
+            "WHERE json_extract(c.value, '$.assertion.type') = 'human')"
+        )
+        return Q(RawSQL(sql, [], output_field=BooleanField()))
+    return Q(
+        RawSQL(
+            f"coalesce({col} -> 'componentResults' @> %s::jsonb, false)",
+            [json.dumps([{"assertion": {"type": "human"}}])],
+            output_field=BooleanField(),
+        )
+    )
+
+
+def _different(eval_id: str) -> Q:
+    differing = (
+        EvalResult.objects.filter(eval_id=eval_id)
+        .order_by()
+        .values("test_idx")
+        .annotate(outputs=Count(KeyTextTransform("output", "response"), distinct=True))
+        .filter(outputs__gt=1)
+        .values("test_idx")
+    )
+    return Q(test_idx__in=Subquery(differing))
+
+
+def mode_q(eval_id: str, mode: str) -> Q:
+    mode = (mode or "all").lower()
+    if mode == "all":
+        return Q()
+    if mode == "failures":
+        return Q(success=False) & ~Q(failure_reason=FailureReason.ERROR)
+    if mode == "passes":
+        return Q(success=True)
+    if mode == "errors":
+        return Q(failure_reason=FailureReason.ERROR)
+    if mode == "highlights":
+        return Q(StartsWith(KeyTextTransform("comment", "grading_result"), "!highlight"))
+    if mode == "user-rated":
+        return _user_rated()
+    if mode == "different":
+        return _different(eval_id)
+    raise Invalid(f"mode must be one of {', '.join(MODES)}, got {mode!r}.", field="mode")
+
+
+def build_filter(*, eval_id: str, mode: str = "all", search: str = "", filters: Any = None) -> Q:
+    """The condition on EvalResult rows for one eval's filtered view."""
+    q = Q(eval_id=eval_id) & mode_q(eval_id, mode)
+    if search and search.strip():
+        q &= search_q(search)
+    specs = parse_filters(filters)
+    if specs:
+        q &= combine(specs)
+    return q

@@ -1,0 +1,564 @@
+"""The eval store's read path: table pages, stats and comparisons, as plain dicts.
+
+Every filtered read goes through `evals.filters.build_filter`, so a page, its filtered
+count and its filtered metrics always agree. Unfiltered totals and stats come from the
+per-prompt aggregate rows and never scan results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date as date_type
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import (
+    Avg,
+    Count,
+    FloatField,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Sum,
+)
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
+
+from alchemy_site.errors import Invalid, NotFound
+from evals.filters import TABLE, build_filter, is_unfiltered, json_number
+from evals.models import (
+    Eval,
+    EvalPrompt,
+    EvalPromptStats,
+    EvalResult,
+    EvalStatus,
+    EvalTag,
+    FailureReason,
+)
+from evals.services import effective_status
+
+MAX_PAGE = 500
+RESULT_COLUMNS = (
+    "id", "prompt_idx", "test_idx", "test_case", "prompt", "provider", "response", "error",
+    "failure_reason", "success", "score", "latency_ms", "cost", "grading_result",
+    "named_scores", "metadata",
+)  # fmt: skip
+
+
+def get_eval(eval_id: str) -> Eval:
+    found = Eval.objects.filter(pk=eval_id).first()
+    if found is None:
+        raise NotFound(f"No eval with id {eval_id!r}.")
+    return found
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+
+def metrics_from_counts(c: dict[str, Any]) -> dict[str, Any]:
+    """Per-prompt metrics: ours (snake_case) plus promptfoo's `metrics` block."""
+    n = c.get("result_count") or 0
+    sums = c.get("named_score_sums") or {}
+    weights = c.get("named_score_weights") or {}
+    tokens = {
+        "total": int(c.get("token_total") or 0),
+        "prompt": int(c.get("token_prompt") or 0),
+        "completion": int(c.get("token_completion") or 0),
+        "cached": int(c.get("token_cached") or 0),
+        "numRequests": int(c.get("token_num_requests") or 0),
+        "assertions": {
+            "total": int(c.get("assert_token_total") or 0),
+            "prompt": int(c.get("assert_token_prompt") or 0),
+            "completion": int(c.get("assert_token_completion") or 0),
+            "cached": int(c.get("assert_token_cached") or 0),
+        },
+    }
+    score = float(c.get("score_sum") or 0.0)
+    latency = int(c.get("latency_sum_ms") or 0)
+    cost = float(c.get("cost_sum") or 0.0)
+    passes = int(c.get("pass_count") or 0)
+    return {
+        "result_count": n,
+        "pass_count": passes,
+        "fail_count": int(c.get("fail_count") or 0),
+        "error_count": int(c.get("error_count") or 0),
+        "pass_rate": passes / n if n else 0.0,
+        "score_sum": score,
+        "score_avg": score / n if n else 0.0,
+        "assert_pass_count": int(c.get("assert_pass_count") or 0),
+        "assert_fail_count": int(c.get("assert_fail_count") or 0),
+        "latency_sum_ms": latency,
+        "latency_avg_ms": latency / n if n else 0.0,
+        "cost": cost,
+        "tokens": tokens,
+        "named_scores": {k: sums.get(k, 0.0) / w for k, w in weights.items() if w},
+        "promptfoo": {
+            "score": score,
+            "testPassCount": passes,
+            "testFailCount": int(c.get("fail_count") or 0),
+            "testErrorCount": int(c.get("error_count") or 0),
+            "assertPassCount": int(c.get("assert_pass_count") or 0),
+            "assertFailCount": int(c.get("assert_fail_count") or 0),
+            "totalLatencyMs": latency,
+            "tokenUsage": tokens,
+            "namedScores": dict(sums),
+            "namedScoresCount": {k: int(w) for k, w in weights.items()},
+            "cost": cost,
+        },
+    }
+
+
+def _assert_count_sql(passed: bool) -> RawSQL:
+    col = f'"{TABLE}"."grading_result"'
+    if connection.vendor == "sqlite":
+        test = "" if passed else "NOT "
+        sql = (
+            f"(SELECT count(*) FROM json_each({col}, '$.componentResults') AS c "
+            f"WHERE {test}coalesce(json_extract(c.value, '$.pass'), 0))"
+        )
+    else:
+        test = "=" if passed else "IS DISTINCT FROM"
+        sql = (
+            "(SELECT count(*) FROM jsonb_array_elements(CASE WHEN "
+            f"jsonb_typeof({col} -> 'componentResults') = 'array' "
+            f"THEN {col} -> 'componentResults' ELSE '[]'::jsonb END) AS c "
+            f"WHERE c -> 'pass' {test} 'true'::jsonb)"
+        )
+    return RawSQL(sql, [], output_field=FloatField())
+
+
+def _filtered_counts(q: Q) -> dict[int, dict[str, Any]]:
+    """The aggregate columns recomputed over the rows matching `q`, per prompt."""
+    rows = (
+        EvalResult.objects.filter(q)
+        .order_by()
+        .values("prompt_idx")
+        .annotate(
+            result_count=Count("id"),
+            pass_count=Count("id", filter=Q(success=True)),
+            error_count=Count("id", filter=Q(success=False, failure_reason=FailureReason.ERROR)),
+            score_sum=Sum("score"),
+            latency_sum_ms=Sum("latency_ms"),
+            cost_sum=Sum("cost"),
+            assert_pass_count=Sum(_assert_count_sql(True)),
+            assert_fail_count=Sum(_assert_count_sql(False)),
+            token_total=Sum(json_number("response", "tokenUsage", "total")),
+            token_prompt=Sum(json_number("response", "tokenUsage", "prompt")),
+            token_completion=Sum(json_number("response", "tokenUsage", "completion")),
+            token_cached=Sum(json_number("response", "tokenUsage", "cached")),
+            assert_token_total=Sum(json_number("grading_result", "tokensUsed", "total")),
+            assert_token_prompt=Sum(json_number("grading_result", "tokensUsed", "prompt")),
+            assert_token_completion=Sum(json_number("grading_result", "tokensUsed", "completion")),
+            assert_token_cached=Sum(json_number("grading_result", "tokensUsed", "cached")),
+        )
+    )
+    out = {}
+    for row in rows:
+        row["fail_count"] = row["result_count"] - row["pass_count"] - row["error_count"]
+        row["token_num_requests"] = row["result_count"]
+        out[row["prompt_idx"]] = row
+    for prompt_idx, key, total, count in _filtered_named_scores(q):
+        counts = out.get(prompt_idx)
+        if counts is not None:
+            counts.setdefault("named_score_sums", {})[key] = total
+            counts.setdefault("named_score_weights", {})[key] = float(count)
+    return out
+
+
+def _filtered_named_scores(q: Q) -> list[tuple[int, str, float, int]]:
+    ids_sql, params = EvalResult.objects.filter(q).order_by().values("id").query.sql_with_params()
+    if connection.vendor == "sqlite":
+        sql = (
+            f"SELECT r.prompt_idx, j.key, SUM(j.value), COUNT(*) FROM {TABLE} AS r, "
+            "json_each(r.named_scores) AS j WHERE j.type IN ('integer', 'real') "
+            f"AND r.id IN ({ids_sql}) GROUP BY r.prompt_idx, j.key"
+        )
+    else:
+        sql = (
+            f"SELECT r.prompt_idx, j.key, SUM((j.value #>> '{{}}')::double precision), COUNT(*) "
+            f"FROM {TABLE} AS r, jsonb_each(CASE WHEN jsonb_typeof(r.named_scores) = 'object' "
+            "THEN r.named_scores ELSE '{}'::jsonb END) AS j "
+            f"WHERE jsonb_typeof(j.value) = 'number' AND r.id IN ({ids_sql}) "
+            "GROUP BY r.prompt_idx, j.key"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def _stored_counts(eval_id: str) -> dict[int, dict[str, Any]]:
+    return {
+        row["prompt_idx"]: row for row in EvalPromptStats.objects.filter(eval_id=eval_id).values()
+    }
+
+
+def prompt_heads(eval_: Eval, counts: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    heads = []
+    for p in EvalPrompt.objects.filter(eval_id=eval_.id).select_related("prompt_text"):
+        heads.append(
+            {
+                "prompt_idx": p.prompt_idx,
+                "raw": p.prompt_text.text,
+                "label": p.label,
+                "provider": p.provider,
+                "prompt_id": p.prompt_text_id,
+                "content_hash": p.prompt_text.content_hash,
+                "metrics": metrics_from_counts(counts.get(p.prompt_idx, {})),
+            }
+        )
+    return heads
+
+
+def eval_stats(
+    *,
+    eval: Eval,
+    mode: str = "all",
+    search: str = "",
+    filters: Any = None,  # noqa: A002
+) -> dict[str, Any]:
+    """Per-prompt stats; from the aggregate rows unless a filter is given."""
+    unfiltered = is_unfiltered(mode=mode, search=search, filters=filters)
+    if unfiltered:
+        counts = _stored_counts(eval.id)
+    else:
+        counts = _filtered_counts(
+            build_filter(eval_id=eval.id, mode=mode, search=search, filters=filters)
+        )
+    prompts = prompt_heads(eval, counts)
+    total = {
+        key: sum(p["metrics"][key] for p in prompts)
+        for key in ("result_count", "pass_count", "fail_count", "error_count", "cost")
+    }
+    return {"eval_id": eval.id, "filtered": not unfiltered, "prompts": prompts, "totals": total}
+
+
+# --- table ---------------------------------------------------------------------------------
+
+
+def output_cell(row: dict[str, Any]) -> dict[str, Any]:
+    response = row["response"] if isinstance(row["response"], dict) else {}
+    return {
+        "id": row["id"],
+        "prompt_idx": row["prompt_idx"],
+        "text": response.get("output"),
+        "prompt": (row["prompt"] or {}).get("raw") if isinstance(row["prompt"], dict) else None,
+        "provider": (row["provider"] or {}).get("id")
+        if isinstance(row["provider"], dict)
+        else None,
+        "success": row["success"],
+        "score": row["score"],
+        "failure_reason": row["failure_reason"],
+        "error": row["error"] or None,
+        "latency_ms": row["latency_ms"],
+        "cost": row["cost"],
+        "token_usage": response.get("tokenUsage"),
+        "grading_result": row["grading_result"],
+        "named_scores": row["named_scores"] or {},
+        "metadata": row["metadata"] or {},
+    }
+
+
+def _page_indices(eval_: Eval, q: Q, unfiltered: bool, offset: int, limit: int) -> list[int]:
+    base = EvalResult.objects.filter(eval_id=eval_.id)
+    if unfiltered and eval_.test_count:
+        top = base.aggregate(top=Max("test_idx"))["top"]
+        if top is not None and top + 1 == eval_.test_count:
+            # Dense indices 0..n-1 (the usual case): the page is arithmetic, no scan.
+            return list(range(offset, min(offset + limit, eval_.test_count)))
+    return list(
+        EvalResult.objects.filter(q)
+        .order_by("test_idx")
+        .values_list("test_idx", flat=True)
+        .distinct()[offset : offset + limit]
+    )
+
+
+def table_page(
+    *,
+    eval: Eval,  # noqa: A002
+    offset: int = 0,
+    limit: int = 50,
+    mode: str = "all",
+    search: str = "",
+    filters: Any = None,
+) -> dict[str, Any]:
+    """One page of the results table, two-phase: test indices first, then their rows."""
+    if not isinstance(offset, int) or offset < 0:
+        raise Invalid("offset must be a non-negative integer.", field="offset")
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise Invalid(f"limit must be between 1 and {MAX_PAGE}.", field="limit")
+    unfiltered = is_unfiltered(mode=mode, search=search, filters=filters)
+    q = build_filter(eval_id=eval.id, mode=mode, search=search, filters=filters)
+    stored = _stored_counts(eval.id)
+    prompts = prompt_heads(eval, stored)
+    if unfiltered:
+        filtered_count, filtered = eval.test_count, prompts
+    else:
+        filtered_count = (
+            EvalResult.objects.filter(q).order_by().values("test_idx").distinct().count()
+        )
+        filtered = prompt_heads(eval, _filtered_counts(q)) if filtered_count else []
+    indices = _page_indices(eval, q, unfiltered, offset, limit)
+    body: dict[int, dict[str, Any]] = {}
+    if indices:
+        width = max(len(prompts), 1)
+        rows = (
+            EvalResult.objects.filter(eval_id=eval.id, test_idx__in=indices)
+            .order_by("test_idx", "prompt_idx")
+            .values(*RESULT_COLUMNS)
+        )
+        for row in rows:
+            entry = body.get(row["test_idx"])
+            if entry is None:
+                test_case = row["test_case"] if isinstance(row["test_case"], dict) else {}
+                entry = body[row["test_idx"]] = {
+                    "test_idx": row["test_idx"],
+                    "vars": test_case.get("vars") or {},
+                    "description": test_case.get("description"),
+                    "outputs": [None] * width,
+                }
+            if row["prompt_idx"] >= len(entry["outputs"]):
+                entry["outputs"].extend([None] * (row["prompt_idx"] + 1 - len(entry["outputs"])))
+            entry["outputs"][row["prompt_idx"]] = output_cell(row)
+    return {
+        "eval_id": eval.id,
+        "status": effective_status(eval),
+        "head": {"prompts": prompts, "vars": list(eval.vars or [])},
+        "body": [body[i] for i in indices if i in body],
+        "offset": offset,
+        "limit": limit,
+        "total_count": eval.test_count,
+        "filtered_count": filtered_count,
+        "filtered_metrics": [p["metrics"] for p in filtered],
+    }
+
+
+# --- comparison ----------------------------------------------------------------------------
+
+
+def _per_test(eval_id: str) -> Iterator[tuple[int, bool, float]]:
+    rows = (
+        EvalResult.objects.filter(eval_id=eval_id)
+        .order_by("test_idx")
+        .values("test_idx")
+        .annotate(passed=Min(Cast("success", IntegerField())), score=Avg("score"))
+        .values_list("test_idx", "passed", "score")
+    )
+    for test_idx, passed, score in rows.iterator(chunk_size=5000):
+        yield test_idx, bool(passed), float(score or 0.0)
+
+
+def compare_evals(*, eval_ids: list[str], max_listed: int = 500) -> dict[str, Any]:
+    """Compare evals by test index against the first: flips pass↔fail and score deltas.
+
+    A test passes when every prompt's result for it passed; its score is the mean.
+    Streams both sides in test order, so memory stays flat in the result count.
+    """
+    eval_ids = list(dict.fromkeys(i for i in eval_ids if i))
+    if len(eval_ids) < 2:
+        raise Invalid("Give at least two eval ids to compare (ids=a,b).", field="ids")
+    found = {e.id: e for e in Eval.objects.filter(pk__in=eval_ids)}
+    missing = [i for i in eval_ids if i not in found]
+    if missing:
+        raise NotFound(f"No eval with id {missing[0]!r}.", id=missing[0])
+    base_id = eval_ids[0]
+    summaries = []
+    for eval_id in eval_ids:
+        counts = _stored_counts(eval_id)
+        n = sum(c["result_count"] for c in counts.values())
+        passes = sum(c["pass_count"] for c in counts.values())
+        score = sum(c["score_sum"] for c in counts.values())
+        summaries.append(
+            {
+                "eval_id": eval_id,
+                "description": found[eval_id].description,
+                "created_at": found[eval_id].created_at,
+                "result_count": n,
+                "test_count": found[eval_id].test_count,
+                "pass_rate": passes / n if n else 0.0,
+                "score_avg": score / n if n else 0.0,
+            }
+        )
+    comparisons = []
+    for other_id in eval_ids[1:]:
+        comparisons.append(_compare_pair(base_id, other_id, max_listed))
+    return {"base": base_id, "evals": summaries, "comparisons": comparisons}
+
+
+def _compare_pair(base_id: str, other_id: str, max_listed: int) -> dict[str, Any]:
+    newly_failing: list[dict] = []
+    newly_passing: list[dict] = []
+    counts = {"common": 0, "newly_failing": 0, "newly_passing": 0, "only_base": 0, "only_other": 0}
+    delta_sum = 0.0
+    base, other = _per_test(base_id), _per_test(other_id)
+    a, b = next(base, None), next(other, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            counts["only_base"] += 1
+            a = next(base, None)
+            continue
+        if a is None or b[0] < a[0]:
+            counts["only_other"] += 1
+            b = next(other, None)
+            continue
+        counts["common"] += 1
+        delta = b[2] - a[2]
+        delta_sum += delta
+        entry = {"test_idx": a[0], "before": a[2], "after": b[2], "delta": delta}
+        if a[1] and not b[1]:
+            counts["newly_failing"] += 1
+            if len(newly_failing) < max_listed:
+                newly_failing.append(entry)
+        elif b[1] and not a[1]:
+            counts["newly_passing"] += 1
+            if len(newly_passing) < max_listed:
+                newly_passing.append(entry)
+        a, b = next(base, None), next(other, None)
+    return {
+        "base": base_id,
+        "other": other_id,
+        **counts,
+        "score_delta_avg": delta_sum / counts["common"] if counts["common"] else 0.0,
+        "newly_failing_tests": newly_failing,
+        "newly_passing_tests": newly_passing,
+    }
+
+
+# --- eval list ---------------------------------------------------------------------------
+
+
+def eval_list(
+    *,
+    search: str = "",
+    tag: str = "",
+    author: str = "",
+    status: str = "",
+    date: str = "",
+    offset: int = 0,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """Newest first; counts come from the aggregate rows (subqueries, no result scan).
+
+    `tag` is `name` or `name=value`; `date` is `YYYY-MM-DD` or `FROM..TO` (either side
+    optional); `status=interrupted` includes running evals idle past the threshold.
+    """
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise Invalid(f"limit must be 1..{MAX_PAGE} and offset non-negative.", field="limit")
+    evals = Eval.objects.recent()
+    if search:
+        evals = evals.filter(
+            Q(id__icontains=search) | Q(description__icontains=search) | Q(author__icontains=search)
+        )
+    if author:
+        evals = evals.filter(author__iexact=author)
+    if tag:
+        name, _, value = tag.partition("=")
+        tagged = Q(eval_tags__tag__name=name)
+        if "=" in tag:
+            tagged &= Q(eval_tags__tag__value=value)
+        evals = evals.filter(pk__in=Eval.objects.filter(tagged).values("pk"))
+    if status:
+        evals = evals.filter(_status_q(status))
+    if date:
+        evals = evals.filter(_date_q(date))
+    stats = EvalPromptStats.objects.filter(eval_id=OuterRef("pk")).order_by().values("eval_id")
+
+    def total(column: str) -> Subquery:
+        return Coalesce(Subquery(stats.annotate(s=Sum(column)).values("s")), 0)
+
+    page = list(
+        evals.annotate(
+            result_count=total("result_count"),
+            pass_count=total("pass_count"),
+            fail_count=total("fail_count"),
+            error_count=total("error_count"),
+        ).prefetch_related(Prefetch("eval_tags", queryset=EvalTag.objects.select_related("tag")))[
+            offset : offset + limit
+        ]
+    )
+    return {
+        "count": evals.count(),
+        "offset": offset,
+        "limit": limit,
+        "items": [eval_summary(e) for e in page],
+    }
+
+
+def eval_summary(e: Eval) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "created_at": e.created_at,
+        "author": e.author,
+        "description": e.description,
+        "status": effective_status(e),
+        "is_redteam": e.is_redteam,
+        "test_count": e.test_count,
+        "result_count": getattr(e, "result_count", 0),
+        "pass_count": getattr(e, "pass_count", 0),
+        "fail_count": getattr(e, "fail_count", 0),
+        "error_count": getattr(e, "error_count", 0),
+        "tags": {t.tag.name: t.tag.value for t in e.eval_tags.all()},
+    }
+
+
+def eval_detail(eval_id: str) -> dict[str, Any]:
+    e = (
+        Eval.objects.filter(pk=eval_id)
+        .prefetch_related(Prefetch("eval_tags", queryset=EvalTag.objects.select_related("tag")))
+        .first()
+    )
+    if e is None:
+        raise NotFound(f"No eval with id {eval_id!r}.")
+    counts = _stored_counts(e.id)
+    for key in ("result_count", "pass_count", "fail_count", "error_count"):
+        setattr(e, key, sum(c[key] for c in counts.values()))
+    return {
+        **eval_summary(e),
+        "config": e.config,
+        "vars": list(e.vars or []),
+        "duration_ms": e.duration_ms,
+        "last_written_at": e.last_written_at,
+        "prompts": prompt_heads(e, counts),
+    }
+
+
+def _status_q(status: str) -> Q:
+    idle_since = timezone.now() - timedelta(seconds=settings.EVAL_IDLE_INTERRUPTED_SECONDS)
+    quiet = Q(status=EvalStatus.RUNNING) & (
+        Q(last_written_at__lt=idle_since)
+        | Q(last_written_at__isnull=True, created_at__lt=idle_since)
+    )
+    if status == EvalStatus.INTERRUPTED:
+        return Q(status=EvalStatus.INTERRUPTED) | quiet
+    if status == EvalStatus.RUNNING:
+        return Q(status=EvalStatus.RUNNING) & ~quiet
+    if status in EvalStatus.values:
+        return Q(status=status)
+    raise Invalid(f"status must be one of {', '.join(EvalStatus.values)}.", field="status")
+
+
+def _date_q(text: str) -> Q:
+    def day(value: str) -> date_type | None:
+        if not value:
+            return None
+        try:
+            return date_type.fromisoformat(value)
+        except ValueError:
+            raise Invalid(f"date {value!r} is not YYYY-MM-DD.", field="date") from None
+
+    if ".." in text:
+        start, _, end = text.partition("..")
+        q = Q()
+        if day(start):
+            q &= Q(created_at__date__gte=day(start))
+        if day(end):
+            q &= Q(created_at__date__lte=day(end))
+        return q
+    return Q(created_at__date=day(text))
