@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from evals.models import Eval
+from tests.tracing.factories import make_trace
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_trace_list_requires_login(client):
+    response = client.get(reverse("tracing:list"))
+
+    assert response.status_code == HTTPStatus.FOUND
+    assert "/accounts/login/" in response["Location"]
+
+
+def test_the_trace_list_shows_traces_and_filters_by_eval(
+    logged_in_client, django_assert_max_num_queries
+):
+    make_trace(name="wanted", eval_id="eval-x:1")
+    make_trace(name="other", eval_id="eval-y")
+
+    with django_assert_max_num_queries(8):
+        response = logged_in_client.get(reverse("tracing:list"), {"eval": "eval-x:1"})
+
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    assert "wanted" in html and "other" not in html
+
+
+def test_an_invalid_filter_shows_its_error_instead_of_traces(logged_in_client):
+    make_trace(name="should-not-show")
+
+    response = logged_in_client.get(reverse("tracing:list"), {"min_duration_ms": "-5"})
+
+    assert response.status_code == HTTPStatus.OK
+    assert "should-not-show" not in response.content.decode()
+
+
+def test_the_trace_page_draws_a_waterfall_with_nesting_widths_and_status(logged_in_client):
+    Eval.objects.create(id="eval-w:1", created_at=timezone.now())
+    trace = make_trace(name="root", eval_id="eval-w:1", children=2, duration_ms=30, status=2)
+
+    response = logged_in_client.get(reverse("tracing:detail", args=[trace.trace_id]))
+
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
+    bars = re.findall(r'class="wf-bar status-(\w+)" style="left: ([\d.]+)%; width: ([\d.]+)%', html)
+    assert bars == [("error", "0.000", "100.000"), ("unset", "3.333", "33.333"),
+                    ("unset", "6.667", "33.333")]
+    assert 'padding-left: 1em' in html
+    assert "/evals/eval-w%3A1/" in html
+
+
+def test_an_unknown_trace_page_is_a_404(logged_in_client):
+    response = logged_in_client.get(reverse("tracing:detail", args=["f" * 32]))
+
+    assert response.status_code == HTTPStatus.NOT_FOUND
