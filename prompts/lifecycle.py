@@ -63,8 +63,10 @@ def record_use(*, prompt: Prompt, now: datetime.datetime | None = None) -> Promp
     return prompt
 
 
-def decay(*, now: datetime.datetime | None = None, batch_size: int = 500) -> Iterator[int]:
-    """Recompute every active prompt's relevance at `now`; yields rows done per batch.
+def decay(
+    *, now: datetime.datetime | None = None, prompt_ids: list | None = None, batch_size: int = 500
+) -> Iterator[int]:
+    """Recompute active prompts' relevance at `now` (all, or `prompt_ids`); yields per batch.
 
     Idempotent for a given clock, so it is safe to run from cron at any interval.
     `updated_at` is left alone: relevance is derived, not an edit.
@@ -72,6 +74,8 @@ def decay(*, now: datetime.datetime | None = None, batch_size: int = 500) -> Ite
     when = now or timezone.now()
     fields = ("id", "rating_sum", "feedback_count", "last_used_at", "created_at", "relevance_score")
     queryset = Prompt.objects.active().order_by("id").only(*fields)
+    if prompt_ids is not None:
+        queryset = queryset.filter(pk__in=prompt_ids)
     last_id = None
     while True:
         page = queryset if last_id is None else queryset.filter(id__gt=last_id)

@@ -53,7 +53,9 @@ NATURAL_KEYS = {
     "learning_patterns": ("pattern_type", "pattern_key"),
     "model_prices": ("provider", "model", "effective_from"),
 }
-SINCE_FIELD = {"prompts": "created_at", "learning_patterns": "updated_at"}
+SINCE_FIELD = {"learning_patterns": "updated_at"}
+# Not tied to one prompt.
+SHARED_TABLES = {"learning_patterns", "model_prices"}
 
 
 def _fields(model: type[models.Model]) -> list[models.Field]:
@@ -79,20 +81,29 @@ def serialise(obj: models.Model, *, tags: list[str] | None = None) -> dict[str, 
     return row
 
 
-def iter_rows(*, since: datetime.datetime | None = None) -> Iterator[tuple[str, dict]]:
-    """(table, row) pairs for everything in the registry, or what changed since `since`."""
-    prompt_ids = None
+def iter_rows(
+    *, since: datetime.datetime | None = None, prompt_ids: list | None = None
+) -> Iterator[tuple[str, dict]]:
+    """(table, row) pairs for the registry: everything, prompts created since `since`,
+    or just `prompt_ids` with their rows (then without patterns and prices)."""
+    selected = Prompt.objects.all()
     if since is not None:
-        prompt_ids = Prompt.objects.filter(created_at__gte=since).values("id")
+        selected = selected.filter(created_at__gte=since)
+    if prompt_ids is not None:
+        selected = selected.filter(pk__in=prompt_ids)
+    narrowed = since is not None or prompt_ids is not None
     for table, model in TABLES.items():
         queryset = model.objects.order_by("pk")
-        if since is not None:
-            if table in SINCE_FIELD:
-                queryset = queryset.filter(**{f"{SINCE_FIELD[table]}__gte": since})
-            elif table != "model_prices":
-                queryset = queryset.filter(prompt_id__in=prompt_ids)
         if model is Prompt:
-            queryset = queryset.prefetch_related("tags")
+            queryset = selected.order_by("pk").prefetch_related("tags")
+        elif table in SHARED_TABLES:
+            if prompt_ids is not None:
+                continue
+            if since is not None and table in SINCE_FIELD:
+                queryset = queryset.filter(**{f"{SINCE_FIELD[table]}__gte": since})
+        elif narrowed:
+            queryset = queryset.filter(prompt_id__in=selected.values("id"))
+        if model is Prompt:
             for obj in queryset.iterator(chunk_size=500):
                 yield table, serialise(obj, tags=[t.name for t in obj.tags.all()])
         else:
@@ -100,18 +111,21 @@ def iter_rows(*, since: datetime.datetime | None = None) -> Iterator[tuple[str, 
                 yield table, serialise(obj)
 
 
-def export(*, out: IO[str], fmt: Literal["json", "jsonl"], since=None) -> dict[str, int]:
+def export(
+    *, out: IO[str], fmt: Literal["json", "jsonl"], since=None, prompt_ids: list | None = None
+) -> dict[str, int]:
     """Write the registry to `out`; returns rows written per table."""
     counts = dict.fromkeys(TABLES, 0)
     header = {"format": FORMAT, "version": VERSION}
+    rows = iter_rows(since=since, prompt_ids=prompt_ids)
     if fmt == "jsonl":
         out.write(json.dumps(header) + "\n")
-        for table, row in iter_rows(since=since):
+        for table, row in rows:
             out.write(json.dumps({"table": table, "row": row}) + "\n")
             counts[table] += 1
         return counts
     tables: dict[str, list] = {name: [] for name in TABLES}
-    for table, row in iter_rows(since=since):
+    for table, row in rows:
         tables[table].append(row)
         counts[table] += 1
     json.dump({**header, "tables": tables}, out)
