@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Case, Count, Max, Min, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -305,13 +305,15 @@ def _refresh_summaries(traces: Sequence[Trace]) -> None:
             status=Max("status_code"),
         )
     }
-    roots: dict[int, str] = {}
-    for row in (
-        Span.objects.filter(trace_id__in=pks, parent_span_id="")
-        .order_by("-start_time_unix_nano")
-        .values("trace_id", "name")
-    ):
-        roots[row["trace_id"]] = row["name"]  # the earliest root wins
+    # The trace is named after its earliest root span; if the root has not arrived
+    # (the evaluator's own span, say), after its earliest span.
+    is_child = Case(When(parent_span_id="", then=Value(0)), default=Value(1))
+    first = Span.objects.filter(trace=OuterRef("pk")).order_by(is_child, "start_time_unix_nano")
+    roots = dict(
+        Trace.objects.filter(pk__in=pks)
+        .annotate(root=Subquery(first.values("name")[:1]))
+        .values_list("pk", "root")
+    )
     now = timezone.now()
     for trace in traces:
         trace.updated_at = now  # bulk_update skips auto_now
