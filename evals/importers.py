@@ -1,0 +1,452 @@
+"""Import promptfoo evals: output/export JSON (v3 envelope, older v2/v3), JSONL, promptfoo.db.
+
+Everything goes through create_eval/add_results in batches, inside one transaction per
+eval, so a malformed record (named by its position) leaves nothing behind. JSON is
+streamed with ijson: a first pass collects the small parts (config, metadata, prompts —
+they may come after the results), a second pass streams the results, so memory stays
+bounded whatever the file size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import ijson
+from django.db import transaction
+
+from alchemy_site.errors import Conflict, Invalid
+from evals import services
+from evals.models import Eval
+
+BATCH = 1000
+Progress = Callable[[int], None]
+SMALL_PREFIXES = {
+    "evalId", "config", "metadata", "author", "createdAt", "description", "version",
+    "timestamp", "prompts", "table.head", "results.version", "results.timestamp",
+    "results.prompts", "results.stats", "results.table.head",
+}  # fmt: skip
+
+
+class ImportFailed(Exception):
+    """The file can't be imported; the message names the record and what is wrong."""
+
+
+@dataclass
+class Imported:
+    eval_id: str
+    results: int
+    skipped: int
+
+
+@dataclass
+class Header:
+    eval_id: str | None
+    created_at: datetime | None
+    author: str
+    description: str
+    config: dict
+    prompts: list[dict]
+    version: int
+    results_prefix: str
+    legacy: dict | None
+
+
+def parse_when(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, int | float):
+        # promptfoo stores epoch milliseconds.
+        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=UTC)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def is_sqlite(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(16) == b"SQLite format 3\x00"
+
+
+def is_jsonl(path: Path) -> bool:
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return True
+    with path.open("rb") as handle:
+        first = handle.readline().strip()
+        rest = handle.read(64).strip()
+    if not first.startswith(b"{") or not rest:
+        return False
+    try:
+        json.loads(first)
+    except ValueError:
+        return False
+    return True
+
+
+def import_path(
+    path: Path,
+    *,
+    new_id: bool = False,
+    force: bool = False,
+    eval_ids: list[str] | None = None,
+    progress: Progress | None = None,
+) -> list[Imported]:
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFailed(f"{path} is not a file.")
+    if is_sqlite(path):
+        return import_promptfoo_db(
+            path, new_id=new_id, force=force, eval_ids=eval_ids, progress=progress
+        )
+    if is_jsonl(path):
+        return [import_jsonl(path, new_id=new_id, force=force, progress=progress)]
+    return [import_json(path, new_id=new_id, force=force, progress=progress)]
+
+
+# --- JSON --------------------------------------------------------------------------------
+
+
+def read_header(handle: BinaryIO) -> dict[str, Any]:
+    """One streaming pass keeping only the small top-level parts (results are skipped)."""
+    found: dict[str, Any] = {}
+    results_kind = None
+    builder, building = None, None
+    for prefix, event, value in ijson.parse(handle, use_float=True):
+        if building is not None:
+            builder.event(event, value)
+            if prefix == building and event in ("end_map", "end_array"):
+                found[building] = builder.value
+                building = None
+            continue
+        if prefix == "results" and event in ("start_map", "start_array"):
+            results_kind = "map" if event == "start_map" else "array"
+        if prefix in SMALL_PREFIXES and prefix not in found:
+            if event in ("start_map", "start_array"):
+                builder, building = ijson.ObjectBuilder(), prefix
+                builder.event(event, value)
+            elif event not in ("map_key", "end_map", "end_array"):
+                found[prefix] = value
+    found["_results_kind"] = results_kind
+    return found
+
+
+def header_from(found: dict[str, Any]) -> Header:
+    metadata = found.get("metadata") if isinstance(found.get("metadata"), dict) else {}
+    config = found.get("config") if isinstance(found.get("config"), dict) else {}
+    nested = found["_results_kind"] == "map"
+    prompts = found.get("results.prompts" if nested else "prompts")
+    version = found.get("results.version" if nested else "version") or 3
+    timestamp = found.get("results.timestamp" if nested else "timestamp")
+    if nested:
+        prefix = "results.results.item"
+    elif found["_results_kind"] == "array":
+        prefix = "results.item"
+    else:
+        raise ImportFailed("No results found: expected a promptfoo output/export file.")
+    table_head = found.get("results.table.head" if nested else "table.head")
+    return Header(
+        eval_id=found.get("evalId"),
+        created_at=parse_when(metadata.get("evaluationCreatedAt"))
+        or parse_when(found.get("createdAt"))
+        or parse_when(timestamp),
+        author=str(metadata.get("author") or found.get("author") or ""),
+        description=str(
+            config.get("description")
+            or metadata.get("description")
+            or found.get("description")
+            or ""
+        ),
+        config=config,
+        prompts=prompts if isinstance(prompts, list) else [],
+        version=int(version) if isinstance(version, int | float) else 3,
+        results_prefix=prefix,
+        legacy={"version": version, "table": {"head": table_head}} if table_head else None,
+    )
+
+
+def import_json(
+    path: Path, *, new_id: bool = False, force: bool = False, progress: Progress | None = None
+) -> Imported:
+    try:
+        with path.open("rb") as handle:
+            header = header_from(read_header(handle))
+        with path.open("rb") as handle:
+            results = ijson.items(handle, header.results_prefix, use_float=True)
+            return _store(header, results, new_id=new_id, force=force, progress=progress)
+    except ijson.JSONError as exc:
+        raise ImportFailed(f"{path} is not valid JSON: {exc}") from None
+
+
+def import_jsonl(
+    path: Path, *, new_id: bool = False, force: bool = False, progress: Progress | None = None
+) -> Imported:
+    def lines() -> Iterator[dict]:
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except ValueError as exc:
+                    raise ImportFailed(f"{path} line {number} is not valid JSON: {exc}") from None
+
+    records = lines()
+    first = next(records, None)
+    if first is None:
+        raise ImportFailed(f"{path} holds no results.")
+    header = Header(
+        eval_id=first.get("evalId") if isinstance(first, dict) else None,
+        created_at=None,
+        author="",
+        description=f"Imported from {path.name}",
+        config={},
+        prompts=[],
+        version=4,
+        results_prefix="",
+        legacy=None,
+    )
+    return _store(header, _chain([first], records), new_id=new_id, force=force, progress=progress)
+
+
+def _chain(head: list, tail: Iterable) -> Iterator:
+    yield from head
+    yield from tail
+
+
+# --- promptfoo.db ------------------------------------------------------------------------
+
+
+def import_promptfoo_db(
+    path: Path,
+    *,
+    new_id: bool = False,
+    force: bool = False,
+    eval_ids: list[str] | None = None,
+    progress: Progress | None = None,
+) -> list[Imported]:
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    source.row_factory = sqlite3.Row
+    try:
+        ids = [row["id"] for row in source.execute("SELECT id FROM evals ORDER BY created_at")]
+        if eval_ids:
+            missing = [i for i in eval_ids if i not in ids]
+            if missing:
+                raise ImportFailed(f"{path} has no eval {missing[0]!r}.")
+            ids = [i for i in ids if i in eval_ids]
+        done = []
+        for eval_id in ids:
+            done.append(
+                _import_db_eval(source, eval_id, new_id=new_id, force=force, progress=progress)
+            )
+        return done
+    except sqlite3.DatabaseError as exc:
+        raise ImportFailed(f"{path} is not a readable promptfoo database: {exc}") from None
+    finally:
+        source.close()
+
+
+def _loads(value: Any, default: Any = None) -> Any:
+    if value is None or value == "":
+        return default
+    if isinstance(value, str | bytes):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return default
+    return value
+
+
+def _import_db_eval(
+    source: sqlite3.Connection,
+    eval_id: str,
+    *,
+    new_id: bool,
+    force: bool,
+    progress: Progress | None,
+) -> Imported:
+    row = source.execute("SELECT * FROM evals WHERE id = ?", [eval_id]).fetchone()
+    keys = row.keys()
+    legacy = _loads(row["results"], {}) if "results" in keys else {}
+    config = _loads(row["config"], {}) or {}
+    tags = {}
+    with contextlib.suppress(sqlite3.DatabaseError):
+        tags = {
+            t["name"]: t["value"]
+            for t in source.execute(
+                "SELECT tags.name, tags.value FROM tags JOIN evals_to_tags ON tags.id = "
+                "evals_to_tags.tag_id WHERE evals_to_tags.eval_id = ?",
+                [eval_id],
+            )
+        }
+    if tags:
+        config = {**config, "tags": {**tags, **(config.get("tags") or {})}}
+    prompts = _loads(row["prompts"], None) if "prompts" in keys else None
+    if not prompts and isinstance(legacy, dict):
+        prompts = legacy.get("prompts") or []
+    header = Header(
+        eval_id=eval_id,
+        created_at=parse_when(row["created_at"]),
+        author=row["author"] or "" if "author" in keys else "",
+        description=(row["description"] if "description" in keys else "")
+        or config.get("description")
+        or "",
+        config=config,
+        prompts=prompts or [],
+        version=4,
+        results_prefix="",
+        legacy=None,
+    )
+    has_rows = source.execute(
+        "SELECT 1 FROM eval_results WHERE eval_id = ? LIMIT 1", [eval_id]
+    ).fetchone()
+    if has_rows:
+        results: Iterable[dict] = _db_results(source, eval_id)
+    else:
+        header.version = 3
+        header.legacy = (
+            {k: v for k, v in legacy.items() if k != "results"}
+            if isinstance(legacy, dict)
+            else None
+        )
+        results = legacy.get("results", []) if isinstance(legacy, dict) else []
+    return _store(header, results, new_id=new_id, force=force, progress=progress)
+
+
+DB_COLUMNS = {
+    "prompt_idx": "promptIdx", "test_idx": "testIdx", "latency_ms": "latencyMs", "cost": "cost",
+    "error": "error", "failure_reason": "failureReason", "score": "score",
+}  # fmt: skip
+DB_JSON_COLUMNS = {
+    "test_case": "testCase", "prompt": "prompt", "provider": "provider", "response": "response",
+    "grading_result": "gradingResult", "named_scores": "namedScores", "metadata": "metadata",
+}  # fmt: skip
+
+
+def _db_results(source: sqlite3.Connection, eval_id: str) -> Iterator[dict]:
+    cursor = source.execute(
+        "SELECT * FROM eval_results WHERE eval_id = ? ORDER BY test_idx, prompt_idx", [eval_id]
+    )
+    for row in cursor:
+        keys = row.keys()
+        out: dict[str, Any] = {camel: row[col] for col, camel in DB_COLUMNS.items() if col in keys}
+        for col, camel in DB_JSON_COLUMNS.items():
+            if col in keys:
+                out[camel] = _loads(row[col])
+        out["success"] = bool(row["success"]) if "success" in keys else False
+        yield {k: v for k, v in out.items() if v is not None}
+
+
+# --- shared ------------------------------------------------------------------------------
+
+
+def _legacy_indices(results: Iterable[dict], prompts: list[dict]) -> Iterator[dict]:
+    """v2/v3 results may lack promptIdx/testIdx: derive them from the prompt and the vars."""
+    prompt_keys = {(p.get("raw"), str(p.get("provider") or "")): i for i, p in enumerate(prompts)}
+    tests: dict[str, int] = {}
+    for result in results:
+        if isinstance(result, dict) and ("promptIdx" not in result or "testIdx" not in result):
+            result = dict(result)
+            prompt = result.get("prompt") or {}
+            provider = result.get("provider") or {}
+            provider_id = provider.get("id") if isinstance(provider, dict) else provider
+            raw = prompt.get("raw") if isinstance(prompt, dict) else prompt
+            key = (raw, str(provider_id or ""))
+            if key not in prompt_keys:
+                prompt_keys[key] = len(prompt_keys)
+            vars_key = json.dumps(result.get("vars") or {}, sort_keys=True)
+            result.setdefault("promptIdx", prompt_keys[key])
+            result.setdefault("testIdx", tests.setdefault(vars_key, len(tests)))
+        yield result
+
+
+def _prompts_from(batch: list[dict]) -> list[dict]:
+    by_idx: dict[int, dict] = {}
+    for result in batch:
+        if not isinstance(result, dict) or not isinstance(result.get("promptIdx"), int):
+            continue
+        prompt = result.get("prompt") or {}
+        provider = result.get("provider") or {}
+        by_idx.setdefault(
+            result["promptIdx"],
+            {
+                "raw": (prompt.get("raw") if isinstance(prompt, dict) else str(prompt)) or "",
+                "label": (prompt.get("label") if isinstance(prompt, dict) else None) or "",
+                "provider": provider.get("id") if isinstance(provider, dict) else provider or "",
+            },
+        )
+    if not by_idx:
+        return []
+    return [by_idx.get(i, {"raw": "", "label": ""}) for i in range(max(by_idx) + 1)]
+
+
+def _store(
+    header: Header,
+    results: Iterable[dict],
+    *,
+    new_id: bool,
+    force: bool,
+    progress: Progress | None,
+) -> Imported:
+    eval_id = header.eval_id
+    if new_id or not eval_id:
+        eval_id = services.new_eval_id(header.created_at)
+    results = _legacy_indices(results, header.prompts)
+    first = list(islice(results, BATCH))
+    prompts = header.prompts or _prompts_from(first)
+    tests = header.config.get("tests")
+    tests = tests if isinstance(tests, list) and all(isinstance(t, dict) for t in tests) else None
+    tags = header.config.get("tags") if isinstance(header.config.get("tags"), dict) else None
+    stored = skipped = position = 0
+    with transaction.atomic():
+        existing = Eval.objects.filter(pk=eval_id).first()
+        if existing is not None:
+            if not force:
+                raise ImportFailed(
+                    f"Eval {eval_id} is already imported; use --new-id to import a copy "
+                    "or --force to replace it."
+                )
+            services.delete_eval(eval=existing)
+        try:
+            eval_ = services.create_eval(
+                config=header.config,
+                prompts=[p for p in prompts if isinstance(p, dict)],
+                tests=tests,
+                tags={str(k): "" if v is None else str(v) for k, v in (tags or {}).items()},
+                author=header.author,
+                description=header.description,
+                id=eval_id,
+                created_at=header.created_at,
+                is_redteam="redteam" in header.config,
+            )
+        except (Invalid, Conflict) as exc:
+            raise ImportFailed(f"Eval {eval_id}: {exc.message}") from None
+        batch = first
+        while batch:
+            try:
+                outcome = services.add_results(eval=eval_, results=batch)
+            except Invalid as exc:
+                index = exc.details.get("index")
+                where = f"result #{position + index}" if index is not None else "a result"
+                raise ImportFailed(f"Eval {eval_id}: {where}: {exc.message}") from None
+            stored += outcome.stored
+            skipped += outcome.skipped
+            position += len(batch)
+            if progress:
+                progress(position)
+            batch = list(islice(results, BATCH))
+        fields = {"status": "complete"}
+        if header.legacy is not None:
+            Eval.objects.filter(pk=eval_id).update(
+                legacy_results=header.legacy, version=header.version
+            )
+        services.complete_eval(eval=eval_, **fields)
+    return Imported(eval_id=eval_id, results=stored, skipped=skipped)

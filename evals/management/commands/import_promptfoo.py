@@ -1,0 +1,62 @@
+"""manage.py import_promptfoo PATH — bring promptfoo evals into Alchemy."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from evals.importers import ImportFailed, import_path
+
+
+class Command(BaseCommand):
+    help = (
+        "Import promptfoo evals: an output/export JSON file (v3 envelope or older v2/v3), "
+        "a JSONL file of results, or a promptfoo SQLite database (~/.promptfoo/promptfoo.db: "
+        "every eval, or --eval ID). Ids, authors and creation times are kept; importing an "
+        "id that exists is refused unless --new-id or --force."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("path", type=Path)
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--new-id", action="store_true", help="Import under a fresh eval id.")
+        group.add_argument(
+            "--force", action="store_true", help="Replace an existing eval with the same id."
+        )
+        parser.add_argument(
+            "--eval", action="append", dest="eval_ids", metavar="ID",
+            help="From a promptfoo database, import only this eval (repeatable).",
+        )  # fmt: skip
+
+    def handle(
+        self, *args, path: Path, new_id: bool, force: bool, eval_ids, verbosity: int, **options
+    ):
+        started = time.monotonic()
+        last_report = [0.0]
+
+        def progress(count: int) -> None:
+            now = time.monotonic()
+            if verbosity and now - last_report[0] >= 1:
+                last_report[0] = now
+                rate = count / max(now - started, 1e-6)
+                self.stdout.write(f"  {count:,} results ({rate:,.0f}/s)")
+
+        try:
+            imported = import_path(
+                path, new_id=new_id, force=force, eval_ids=eval_ids, progress=progress
+            )
+        except ImportFailed as exc:
+            raise CommandError(f"Nothing imported. {exc}") from None
+        elapsed = time.monotonic() - started
+        for item in imported:
+            skipped = f", {item.skipped} duplicates skipped" if item.skipped else ""
+            self.stdout.write(
+                self.style.SUCCESS(f"Imported {item.eval_id}: {item.results} results{skipped}.")
+            )
+        total = sum(item.results for item in imported)
+        if verbosity and total:
+            self.stdout.write(
+                f"{total:,} results in {elapsed:.1f}s ({total / max(elapsed, 1e-6):,.0f}/s)."
+            )
