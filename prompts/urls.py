@@ -1,4 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from prompts import views
 
 app_name = "prompts"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.prompt_list, name="list"),
+    path("<uuid:prompt_id>/", views.prompt_detail, name="detail"),
+    path("<uuid:prompt_id>/feedback/", views.add_feedback, name="feedback"),
+]
