@@ -1,0 +1,186 @@
+"""`manage.py eval CONFIG`: run a promptfoo-style eval and store it as it runs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from alchemy_site.errors import ServiceError
+from evals.evaluator import output
+from evals.evaluator.config import ConfigError, EvalConfig, load_config, parse_config
+from evals.evaluator.runner import Runner, RunOutcome, columns, prompt_columns
+from evals.models import Eval, EvalResult, EvalStatus
+from evals.services import complete_eval, create_eval
+
+INTERRUPTED_EXIT = 130
+
+
+class Command(BaseCommand):
+    help = (
+        "Run an eval from a promptfoo-style YAML/JSON config (prompts × providers × tests), "
+        "storing results as they finish. Ctrl-C interrupts; --resume EVAL_ID continues."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("config", nargs="?", help="Path to the YAML or JSON config.")
+        parser.add_argument("--resume", metavar="EVAL_ID", help="Continue an interrupted eval.")
+        parser.add_argument(
+            "-j", "--max-concurrency", type=int, metavar="N",
+            help="Provider calls in flight at once (default: evaluateOptions.maxConcurrency or 4).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--repeat", type=int, metavar="N", help="Run every test N times (default 1)."
+        )
+        parser.add_argument(
+            "--no-write", action="store_true", help="Print a table only; store nothing."
+        )
+        parser.add_argument(
+            "-o", "--output", metavar="FILE", help="Also write promptfoo's output (.json or .yaml)."
+        )
+        parser.add_argument("--author", default="", help="Recorded as the eval's author.")
+        parser.add_argument("--description", help="Overrides the config's description.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.progress_enabled = options["verbosity"] > 0
+        # httpx logs every request at INFO; the progress bar is this command's output.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        if options["resume"]:
+            eval_, config, skip = self.resume(options)
+        else:
+            if not options["config"]:
+                raise CommandError(
+                    "Give a config file (manage.py eval CONFIG) or --resume EVAL_ID."
+                )
+            config = self.load(options["config"])
+            self.apply_overrides(config, options)
+            eval_, skip = None, set()
+        for warning in config.warnings:
+            self.stderr.write(self.style.WARNING(f"warning: {warning}"))
+        if not options["no_write"] and eval_ is None:
+            eval_ = self.create(config, options)
+
+        bar = output.ProgressBar(self.stdout, enabled=self.progress_enabled)
+        runner = Runner(
+            config,
+            eval=eval_,
+            max_concurrency=options["max_concurrency"],
+            progress=bar.update,
+            keep_results=bool(options["no_write"] or options["output"]),
+        )
+        try:
+            outcome = runner.run(skip=skip)
+        except Exception as exc:
+            if eval_ is not None:
+                complete_eval(eval=eval_, status=EvalStatus.FAILED)
+            raise CommandError(f"The eval failed: {exc}") from exc
+        finally:
+            bar.finish()
+        if eval_ is not None:
+            status = EvalStatus.INTERRUPTED if outcome.interrupted else EvalStatus.COMPLETE
+            complete_eval(
+                eval=eval_,
+                status=status,
+                duration_ms=(eval_.duration_ms or 0) + outcome.duration_ms,
+            )
+        self.report(config, eval_, outcome, options)
+
+    # --- steps -------------------------------------------------------------------------
+
+    def load(self, path: str) -> EvalConfig:
+        try:
+            return load_config(path)
+        except ConfigError as exc:
+            raise CommandError(_config_problem(path, exc)) from None
+
+    def apply_overrides(self, config: EvalConfig, options: dict[str, Any]) -> None:
+        for name in ("max_concurrency", "repeat"):
+            value = options[name]
+            if value is not None and value < 1:
+                raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
+        if options["repeat"]:
+            config.repeat = options["repeat"]
+        if options["max_concurrency"]:
+            config.max_concurrency = options["max_concurrency"]
+        if options["description"] is not None:
+            config.description = options["description"]
+
+    def resume(self, options: dict[str, Any]) -> tuple[Eval, EvalConfig, set[tuple[int, int]]]:
+        if options["no_write"] or options["repeat"] or options["config"]:
+            raise CommandError(
+                "--resume takes the config stored with the eval; drop CONFIG, --repeat and --no-write."
+            )
+        eval_id = options["resume"]
+        eval_ = Eval.objects.filter(pk=eval_id).first()
+        if eval_ is None:
+            raise CommandError(f"No eval {eval_id!r}; `manage.py eval` prints the id it creates.")
+        if eval_.status == EvalStatus.COMPLETE:
+            raise CommandError(f"Eval {eval_id} is already complete; nothing to resume.")
+        try:
+            config = parse_config(eval_.config, base_dir=Path.cwd())
+        except ConfigError as exc:
+            raise CommandError(_config_problem(f"the config stored with {eval_id}", exc)) from None
+        if options["max_concurrency"]:
+            config.max_concurrency = options["max_concurrency"]
+        stored = set(EvalResult.objects.filter(eval=eval_).values_list("test_idx", "prompt_idx"))
+        self.stdout.write(f"Resuming {eval_id}: {len(stored)} results already stored.")
+        return eval_, config, stored
+
+    def create(self, config: EvalConfig, options: dict[str, Any]) -> Eval:
+        try:
+            eval_ = create_eval(
+                config=config.to_dict(),
+                prompts=prompt_columns(config),
+                tests=config.tests,
+                tags=config.tags,
+                author=options["author"],
+                description=config.description,
+            )
+        except ServiceError as exc:
+            raise CommandError(f"Could not create the eval: {exc.message}") from exc
+        self.stdout.write(f"Eval {eval_.id} started.")
+        return eval_
+
+    def report(
+        self, config: EvalConfig, eval_: Eval | None, outcome: RunOutcome, options: dict[str, Any]
+    ) -> None:
+        tally = outcome.tally
+        if options["no_write"]:
+            for line in output.results_table(columns(config), outcome.results):
+                self.stdout.write(line)
+        if options["output"]:
+            data = output.envelope(
+                eval_id=eval_.id if eval_ else None,
+                config=config.to_dict(),
+                cols=columns(config),
+                results=outcome.results,
+            )
+            output.write_envelope(Path(options["output"]), data)
+            self.stdout.write(f"Wrote {options['output']}.")
+        rate = f"{tally.passes / tally.done:.1%}" if tally.done else "n/a"
+        summary = (
+            f"{tally.passes} passed, {tally.failures} failed, {tally.errors} errors "
+            f"({rate} pass rate) in {outcome.duration_ms / 1000:.1f} s"
+        )
+        if outcome.interrupted:
+            self.stdout.write(
+                self.style.WARNING(f"Interrupted after {tally.done} of {tally.total}: {summary}.")
+            )
+            if eval_ is not None:
+                raise CommandError(
+                    f"Eval {eval_.id} interrupted; {tally.stored} results stored. "
+                    f"Continue with: manage.py eval --resume {eval_.id}",
+                    returncode=INTERRUPTED_EXIT,
+                )
+            raise CommandError("Interrupted.", returncode=INTERRUPTED_EXIT)
+        style = self.style.SUCCESS if tally.failures + tally.errors == 0 else self.style.WARNING
+        self.stdout.write(style(summary + "."))
+        if eval_ is not None:
+            self.stdout.write(f"Stored as {eval_.id} ({tally.stored} results).")
+
+
+def _config_problem(source: str, exc: ConfigError) -> str:
+    lines = "\n".join(f"  - {error}" for error in exc.errors)
+    return f"{source} has {len(exc.errors)} problem(s):\n{lines}"
