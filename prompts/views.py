@@ -78,12 +78,16 @@ def metric_chart(prompt) -> dict | None:
     }
 
 
-@require_GET
-def prompt_detail(request: HttpRequest, prompt_id) -> HttpResponse:
+def or_404(load, prompt_id):
     try:
-        prompt = selectors.prompt_detail(prompt_id)
+        return load(prompt_id)
     except NotFound:
         raise Http404("No such prompt.") from None
+
+
+@require_GET
+def prompt_detail(request: HttpRequest, prompt_id) -> HttpResponse:
+    prompt = or_404(selectors.prompt_detail, prompt_id)
     family = selectors.lineage(prompt_id)
     return render(
         request,
@@ -103,10 +107,7 @@ def prompt_detail(request: HttpRequest, prompt_id) -> HttpResponse:
 
 @require_POST
 def add_feedback(request: HttpRequest, prompt_id) -> HttpResponse:
-    try:
-        prompt = services.get_prompt(prompt_id)
-    except NotFound:
-        raise Http404("No such prompt.") from None
+    prompt = or_404(services.get_prompt, prompt_id)
     try:
         rating = int(request.POST.get("rating", ""))
         learning.record_feedback(
