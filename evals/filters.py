@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.models import BooleanField, Count, FloatField, Q, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Lower, Trim
+from django.db.models.functions import Lower
 from django.db.models.lookups import (
     Exact,
     GreaterThan,
@@ -152,6 +152,28 @@ def json_number(column: str, *keys: str) -> RawSQL:
     )
 
 
+def json_present(column: str, key: str) -> Q:
+    """The key holds a value: not missing, not JSON null, not an empty/blank string.
+
+    `[]`, `{}`, `0` and `false` are values and count as present.
+    """
+    col = f'"{TABLE}"."{column}"'
+    if connection.vendor == "sqlite":
+        path = json_path(key)
+        sql = (
+            f"coalesce(json_type({col}, %s) NOT IN ('null', 'text') OR "
+            f"(json_type({col}, %s) = 'text' AND trim(json_extract({col}, %s)) != ''), 0)"
+        )
+        params = [path, path, path]
+    else:
+        sql = (
+            f"coalesce(jsonb_typeof({col} -> %s) NOT IN ('null', 'string') OR "
+            f"(jsonb_typeof({col} -> %s) = 'string' AND trim({col} ->> %s) != ''), false)"
+        )
+        params = [key, key, key]
+    return Q(RawSQL(sql, params, output_field=BooleanField()))
+
+
 def _text(spec: FilterSpec):
     if spec.type == "metadata":
         return KeyTextTransform(spec.field, "metadata")
@@ -162,7 +184,10 @@ def _text(spec: FilterSpec):
 
 def _condition(spec: FilterSpec) -> Q:
     text = _text(spec)
-    present = Q(IsNull(text, False)) & ~Q(Exact(Trim(text), ""))
+    present = json_present(
+        "named_scores" if spec.type == "metric" else "metadata",
+        spec.field if spec.type in ("metadata", "metric") else RED_TEAM_KEYS[spec.type],
+    )
     if spec.operator == "exists":
         return present
     if spec.operator == "not_exists":
