@@ -69,7 +69,8 @@ class RunTracing:
         if trace_store is not None:
             # Spans drained before their result was stored are linked now.
             trace_store.link_traces(eval_id=self.eval_id)
-        self.provider.shutdown()
+        # No provider.shutdown(): after Ctrl-C, abandoned calls still end their spans, and
+        # the collecting exporter holds nothing that needs releasing.
 
 
 def enabled() -> bool:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import IO, Any
 
 from evals.evaluator.assertions import as_text
 from evals.evaluator.runner import Column, Tally
 from evals.models import FailureReason
 
 CELL_WIDTH = 36
+# What -o can write without a stored eval (the exporters cover stored ones).
+FORMATS = ("json", "jsonl")
 
 
 def _cell(text: str, width: int = CELL_WIDTH) -> str:
@@ -131,12 +130,13 @@ def envelope(
     }
 
 
-def write_envelope(path: Path, data: dict[str, Any]) -> None:
-    if path.suffix in {".yaml", ".yml"}:
-        text = yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False)
+def write_envelope(handle: IO[str], data: dict[str, Any], fmt: str) -> None:
+    """`json`: the whole envelope; `jsonl`: one result per line, as the exporters write them."""
+    if fmt == "jsonl":
+        for result in data["results"]["results"]:
+            handle.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
     else:
-        text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
-    path.write_text(text, encoding="utf-8")
+        json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
 
 
 class ProgressBar:

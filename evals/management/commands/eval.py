@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from alchemy_site.errors import ServiceError
+from evals import exporters
 from evals.evaluator import output
 from evals.evaluator.config import ConfigError, EvalConfig, load_config, parse_config
 from evals.evaluator.runner import Runner, RunOutcome, columns, prompt_columns
@@ -45,6 +46,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.progress_enabled = options["verbosity"] > 0
+        self.check_output(options)
         # httpx logs every request at INFO; the progress bar is this command's output.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         if options["resume"]:
@@ -68,7 +70,7 @@ class Command(BaseCommand):
             eval=eval_,
             max_concurrency=options["max_concurrency"],
             progress=bar.update,
-            keep_results=bool(options["no_write"] or options["output"]),
+            keep_results=options["no_write"],
         )
         try:
             outcome = runner.run(skip=skip)
@@ -88,6 +90,34 @@ class Command(BaseCommand):
         self.report(config, eval_, outcome, options)
 
     # --- steps -------------------------------------------------------------------------
+
+    def write_output(
+        self, path: Path, config: EvalConfig, eval_: Eval | None, outcome: RunOutcome
+    ) -> None:
+        fmt = path.suffix.lstrip(".").lower()
+        with path.open("w", encoding="utf-8") as handle:
+            if eval_ is not None:
+                # The stored eval, streamed by the exporters: includes resumed results.
+                handle.writelines(exporters.export_stream(eval_.id, fmt))
+            else:
+                cols = columns(config)
+                data = output.envelope(
+                    eval_id=None, config=config.to_dict(), cols=cols, results=outcome.results
+                )
+                output.write_envelope(handle, data, fmt)
+        self.stdout.write(f"Wrote {path}.")
+
+    def check_output(self, options: dict[str, Any]) -> None:
+        if not options["output"]:
+            return
+        fmt = Path(options["output"]).suffix.lstrip(".").lower()
+        formats = output.FORMATS if options["no_write"] else exporters.FORMATS
+        if fmt not in formats:
+            raise CommandError(
+                f"-o {options['output']}: the file name must end in one of "
+                + ", ".join(f".{f}" for f in formats)
+                + "."
+            )
 
     def load(self, path: str) -> EvalConfig:
         try:
@@ -151,14 +181,7 @@ class Command(BaseCommand):
             for line in output.results_table(columns(config), outcome.results):
                 self.stdout.write(line)
         if options["output"]:
-            data = output.envelope(
-                eval_id=eval_.id if eval_ else None,
-                config=config.to_dict(),
-                cols=columns(config),
-                results=outcome.results,
-            )
-            output.write_envelope(Path(options["output"]), data)
-            self.stdout.write(f"Wrote {options['output']}.")
+            self.write_output(Path(options["output"]), config, eval_, outcome)
         rate = f"{tally.passes / tally.done:.1%}" if tally.done else "n/a"
         summary = (
             f"{tally.passes} passed, {tally.failures} failed, {tally.errors} errors "

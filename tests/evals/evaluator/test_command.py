@@ -255,3 +255,20 @@ def test_resume_refuses_a_complete_eval_and_a_missing_one():
 def test_a_config_or_resume_is_required():
     with pytest.raises(CommandError, match="Give a config file"):
         run()
+
+
+def test_no_write_can_still_write_promptfoos_envelope(tmp_path):
+    target = tmp_path / "out.json"
+    run(str(EXAMPLES / "echo-named-scores.yaml"), no_write=True, output=str(target))
+    assert not Eval.objects.exists()
+    data = json.loads(target.read_text())
+    assert data["evalId"] is None
+    assert data["results"]["stats"]["successes"] == 2
+    metrics = data["results"]["prompts"][0]["metrics"]
+    assert metrics["namedScoresCount"]["accuracy"] == 3
+    assert [r["testIdx"] for r in data["results"]["results"]] == [0, 1, 2, 3]
+
+
+def test_an_unsupported_output_format_is_refused_before_running(tmp_path):
+    with pytest.raises(CommandError, match=r"must end in one of \.json, \.jsonl"):
+        run(str(EXAMPLES / "echo-basics.yaml"), no_write=True, output=str(tmp_path / "out.html"))
