@@ -28,6 +28,7 @@ Mode = Literal["text", "semantic", "hybrid"]
 Rank = Literal["default", "learned"]
 SEMANTIC_WEIGHT = 0.7
 MAX_LIMIT = 500
+LEARNED_POOL = 10
 
 
 @dataclass
@@ -92,10 +93,15 @@ def search(
         return _text_search(base, query=query, limit=limit, rank=rank)
     model, qvec = query_vector(query=query, vector=vector, embedding_model=embedding_model)
     candidates = list(base.filter(embedding_model=model).values_list("id", flat=True))
+    hybrid = mode == "hybrid" and query.strip()
+    # Text levels can lift any candidate, so hybrid scores them all; learned weights
+    # (0.5–1.5×) re-rank a wider pool than the page.
+    keep = limit * LEARNED_POOL if rank == "learned" else limit
+    pool = len(candidates) if hybrid else keep
     scored = dict(
-        vector_index.top_k(model=model, query=qvec, candidate_ids=candidates, limit=len(candidates) or 1)
+        vector_index.top_k(model=model, query=qvec, candidate_ids=candidates, limit=max(pool, 1))
     )
-    if mode == "hybrid" and query.strip():
+    if hybrid:
         levels = dict(
             base.filter(embedding_model=model)
             .filter(text_match(query))
@@ -106,6 +112,7 @@ def search(
             pk: SEMANTIC_WEIGHT * cos + (1 - SEMANTIC_WEIGHT) * levels.get(pk, 0) / 3
             for pk, cos in scored.items()
         }
+    scored = dict(sorted(scored.items(), key=lambda kv: -kv[1])[:keep])
     prompts = base.filter(pk__in=list(scored)).prefetch_related("tags") if scored else []
     hits = [Hit(p, scored[p.pk], mode) for p in prompts]
     if rank == "learned":

@@ -110,3 +110,20 @@ def test_the_feedback_list_filters_by_rating(admin_client):
 
     assert response.status_code == HTTPStatus.OK
     assert response.context["cl"].result_count == 1
+
+
+def test_adding_a_prompt_in_the_admin_hashes_and_embeds_it(admin_client):
+    data = {
+        "content": "brand new", "original_input": "", "phase": "solutio", "provider": "openai",
+        "model": "gpt-4o", "temperature": "", "max_tokens": "", "actual_tokens": "",
+        "persona": "generic", "target_model_family": "", "target_use_case": "", "session_id": "",
+        "source_type": "manual", "enhancement_method": "", "parent": "", "variant_of": "",
+    }
+    for prefix in ("metadata", "metrics", "history", "feedback"):
+        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+
+    response = admin_client.post(reverse("admin:prompts_prompt_add"), data)
+
+    assert response.status_code == HTTPStatus.FOUND, response.content[:2000]
+    prompt = Prompt.objects.get()
+    assert (prompt.content_hash != "", prompt.dimensions) == (True, 384)
