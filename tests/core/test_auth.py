@@ -10,38 +10,38 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
-from django.urls import URLPattern, URLResolver
 
 from alchemy_site.auth import create_api_key, revoke_api_key, verify_api_key
 from alchemy_site.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 
-SAMPLE_ARGS = {"int": "1", "path": "eval-abc-2025-01-01T00:00:00", "str": "x", "uuid": "00000000-0000-0000-0000-000000000000", "slug": "x"}
+SAMPLES = {"uuid": "00000000-0000-0000-0000-000000000000", "integer": "1"}
+
+
+def sample_path(path: str, operations: dict) -> str:
+    kinds = {}
+    for op in operations.values():
+        for param in op.get("parameters", []):
+            if param.get("in") == "path":
+                schema = param.get("schema", {})
+                kinds[param["name"]] = schema.get("format") or schema.get("type")
+    return re.sub(
+        r"\{([^}]+)\}",
+        lambda m: SAMPLES.get(kinds.get(m.group(1)), "eval-abc-2025-01-01T00:00:00"),
+        path,
+    )
 
 
 def api_routes() -> list[tuple[str, set[str]]]:
-    """Every /api/ URL (with sample path values) and the methods ninja serves there."""
+    """Every documented API operation (path params filled with samples) plus the docs."""
     from alchemy_site.api import api
 
-    routes: list[tuple[str, set[str]]] = []
-
-    def walk(patterns, prefix: str) -> None:
-        for pattern in patterns:
-            if isinstance(pattern, URLResolver):
-                walk(pattern.url_patterns, prefix + str(pattern.pattern))
-            elif isinstance(pattern, URLPattern):
-                route = prefix + str(pattern.pattern)
-                path = re.sub(r"<(?:(\w+):)?\w+>", lambda m: SAMPLE_ARGS.get(m.group(1) or "str", "x"), route)
-                view = pattern.callback
-                methods: set[str] = set()
-                operation = getattr(view, "__self__", None)
-                for op in getattr(operation, "operations", []):
-                    methods.update(op.methods)
-                routes.append(("/" + path, methods or {"GET"}))
-
-    walk(api.urls[0], "api/")
-    return routes
+    schema = api.get_openapi_schema()
+    routes = [
+        (sample_path(path, ops), {m.upper() for m in ops}) for path, ops in schema["paths"].items()
+    ]
+    return [*routes, ("/api/openapi.json", {"GET"}), ("/api/docs", {"GET"})]
 
 
 def test_every_api_route_rejects_anonymous_requests_with_401():
@@ -143,8 +143,8 @@ def test_healthz_answers_without_login(client):
     assert response.json()["status"] == "ok"
 
 
-def test_api_docs_need_auth(client, logged_in_client):
-    assert client.get("/api/docs").status_code == HTTPStatus.UNAUTHORIZED
+def test_api_docs_need_auth(logged_in_client):
+    assert Client().get("/api/docs").status_code == HTTPStatus.UNAUTHORIZED
     assert logged_in_client.get("/api/docs").status_code == HTTPStatus.OK
 
 
