@@ -62,7 +62,7 @@ def eval_():
     return e  # fmt: skip
 
 
-def tests_matching(eval_, **kwargs) -> list[int]:
+def matching_tests(eval_, **kwargs) -> list[int]:
     q = build_filter(eval_id=eval_.id, **kwargs)
     return sorted(set(EvalResult.objects.filter(q).values_list("test_idx", flat=True)))
 
@@ -83,13 +83,13 @@ def f(type_, operator, value=None, field="k", logic="and"):
     ],
 )
 def test_each_mode_selects_its_rows(eval_, mode, expected):
-    assert tests_matching(eval_, mode=mode) == expected
+    assert matching_tests(eval_, mode=mode) == expected
 
 
 def test_user_rated_mode_finds_human_ratings(eval_):
     row = EvalResult.objects.get(eval=eval_, test_idx=2, prompt_idx=1)
     services.rate_result(eval=eval_, result_id=row.pk, passed=False, reason="no")
-    assert tests_matching(eval_, mode="user-rated") == [2]
+    assert matching_tests(eval_, mode="user-rated") == [2]
 
 
 def test_an_unknown_mode_is_invalid(eval_):
@@ -98,8 +98,8 @@ def test_an_unknown_mode_is_invalid(eval_):
 
 
 def test_exists_skips_empty_whitespace_missing_and_null_but_not_empty_containers(eval_):
-    assert tests_matching(eval_, filters=[f("metadata", "exists")]) == [0, 4, 5]
-    assert tests_matching(eval_, filters=[f("metadata", "not_exists")]) == [1, 2, 3]
+    assert matching_tests(eval_, filters=[f("metadata", "exists")]) == [0, 4, 5]
+    assert matching_tests(eval_, filters=[f("metadata", "not_exists")]) == [1, 2, 3]
 
 
 @pytest.mark.parametrize(
@@ -125,18 +125,18 @@ def test_exists_skips_empty_whitespace_missing_and_null_but_not_empty_containers
     ],
 )
 def test_each_operator(eval_, flt, expected):
-    assert tests_matching(eval_, filters=[flt]) == expected
+    assert matching_tests(eval_, filters=[flt]) == expected
 
 
 def test_or_really_means_or_and_binds_looser_than_and(eval_):
     either = [f("severity", "equals", "high"), f("severity", "equals", "low", logic="OR")]
-    assert tests_matching(eval_, filters=json.dumps(either)) == [0, 1]
+    assert matching_tests(eval_, filters=json.dumps(either)) == [0, 1]
     mixed = [
         f("strategy", "equals", "jailbreak"),
         f("severity", "equals", "medium", logic="and"),
         f("metadata", "gt", 10, field="n", logic="or"),
     ]
-    assert tests_matching(eval_, filters=mixed) == [2, 4]
+    assert matching_tests(eval_, filters=mixed) == [2, 4]
 
 
 @pytest.mark.parametrize(
@@ -145,28 +145,28 @@ def test_or_really_means_or_and_binds_looser_than_and(eval_):
 )
 def test_injection_shaped_field_names_are_just_names(eval_, field):
     for operator in ("equals", "exists", "gt", "contains"):
-        assert tests_matching(eval_, filters=[f("metadata", operator, "1", field=field)]) == []
+        assert matching_tests(eval_, filters=[f("metadata", operator, "1", field=field)]) == []
     assert EvalResult.objects.filter(eval=eval_).count() == 12
 
 
 def test_search_covers_output_vars_reason_and_metadata(eval_):
-    assert tests_matching(eval_, search="answer 3") == [3]
-    assert tests_matching(eval_, search="W4") == [4]
-    assert tests_matching(eval_, search="timeout talking") == [5]
-    assert tests_matching(eval_, search="pii:dir") == [2]
-    assert tests_matching(eval_, search="zz") == []
-    assert tests_matching(eval_, search="%") == []
-    assert tests_matching(eval_, search='"; --') == []
+    assert matching_tests(eval_, search="answer 3") == [3]
+    assert matching_tests(eval_, search="W4") == [4]
+    assert matching_tests(eval_, search="timeout talking") == [5]
+    assert matching_tests(eval_, search="pii:dir") == [2]
+    assert matching_tests(eval_, search="zz") == []
+    assert matching_tests(eval_, search="%") == []
+    assert matching_tests(eval_, search='"; --') == []
 
 
 def test_search_follows_a_rating_and_a_delete(eval_):
     row = EvalResult.objects.get(eval=eval_, test_idx=0, prompt_idx=0)
     services.rate_result(eval=eval_, result_id=row.pk, passed=False, reason="quixotic verdict")
-    assert tests_matching(eval_, search="quixotic") == [0]
+    assert matching_tests(eval_, search="quixotic") == [0]
     services.delete_eval(eval=eval_)
     other = make_eval()
     services.add_results(eval=other, results=[result(0, output="fresh words")])
-    assert tests_matching(other, search="fresh") == [0]
+    assert matching_tests(other, search="fresh") == [0]
 
 
 @pytest.mark.parametrize("bad", ['{"type": "nope"}', "[1]", '[{"type": "metadata"}]', "{"])
