@@ -381,7 +381,7 @@ def inline_blobs(value: Any) -> Any:
     `…audio.data` gets bare base64 (promptfoo's shape); everything else a data URL.
     URIs of blobs that are unknown or whose file is gone are left as they are.
     """
-    shas = {sha.lower() for text in _iter_strings(value) for sha in BLOB_URI_RE.findall(text)}
+    shas = {sha.lower() for text in iter_blob_strings(value) for sha in BLOB_URI_RE.findall(text)}
     if not shas:
         return value
     storage = conf.blob_storage()
@@ -395,16 +395,17 @@ def inline_blobs(value: Any) -> Any:
     return _inline(value, encoded, audio_data=False)
 
 
-def _iter_strings(value: Any) -> Iterator[str]:
+def iter_blob_strings(value: Any) -> Iterator[str]:
+    """Every string inside a JSON value that holds a blob URI."""
     if isinstance(value, str):
         if BLOB_URI_PREFIX in value:
             yield value
     elif isinstance(value, dict):
         for child in value.values():
-            yield from _iter_strings(child)
+            yield from iter_blob_strings(child)
     elif isinstance(value, list):
         for child in value:
-            yield from _iter_strings(child)
+            yield from iter_blob_strings(child)
 
 
 def _inline(value: Any, encoded: dict[str, tuple[str, str]], *, audio_data: bool) -> Any:
