@@ -7,6 +7,7 @@ depth of nested maps and lists.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -53,6 +54,8 @@ def attribute_limit() -> int:
 
 
 def truncate(value: str, limit: int) -> str:
+    # PostgreSQL refuses NUL in text and JSON; SQLite would store it but nothing reads it well.
+    value = value.replace("\x00", "\ufffd")
     if len(value) <= limit:
         return value
     return f"{value[:limit]}… [truncated {len(value) - limit} chars]"
@@ -69,6 +72,8 @@ def clean_value(key: str, value: Any, *, in_body: bool = False) -> Any:
     in_body = in_body or is_body(key)
     if isinstance(value, str):
         return truncate(value, body_limit() if in_body else attribute_limit())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or Infinity
     if isinstance(value, dict):
         return clean_attributes(value, in_body=in_body)
     if isinstance(value, list):
@@ -78,4 +83,7 @@ def clean_value(key: str, value: Any, *, in_body: bool = False) -> Any:
 
 def clean_attributes(attributes: dict[str, Any], *, in_body: bool = False) -> dict[str, Any]:
     """A redacted, truncated copy of `attributes`."""
-    return {key: clean_value(key, value, in_body=in_body) for key, value in attributes.items()}
+    return {
+        truncate(key, 255): clean_value(key, value, in_body=in_body)
+        for key, value in attributes.items()
+    }

@@ -222,7 +222,7 @@ def _span_row(span, trace_id: str, attributes: dict, resource_attributes: dict) 
         trace_id=trace_id,
         span_id=hex_id(span.span_id),
         parent_span_id=hex_id(span.parent_span_id) if any(span.parent_span_id) else "",
-        name=span.name[:1024],
+        name=redaction.truncate(span.name, 1000),
         kind=span.kind,
         start_time_unix_nano=span.start_time_unix_nano,
         end_time_unix_nano=span.end_time_unix_nano,
@@ -233,7 +233,7 @@ def _span_row(span, trace_id: str, attributes: dict, resource_attributes: dict) 
         resource_attributes=resource_attributes,
         events=[
             {
-                "name": event.name,
+                "name": redaction.truncate(event.name, 1000),
                 "time_unix_nano": event.time_unix_nano,
                 "attributes": redaction.clean_attributes(key_values(event.attributes)),
             }

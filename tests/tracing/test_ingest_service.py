@@ -37,3 +37,17 @@ def test_nested_sdk_spans_are_stored_with_their_parents(record_spans):
     assert child.end_time_unix_nano == sdk_child.end_time
     assert child.attributes["gen_ai.usage.input_tokens"] == 12
     assert child.status_message == "boom"
+
+
+def test_nul_characters_and_nan_values_are_stored_safely(record_spans):
+    def odd(tracer):
+        with tracer.start_as_current_span("nul\x00name") as span:
+            span.set_attribute("score", float("nan"))
+            span.set_attribute("text", "a\x00b")
+
+    outcome = ingest_spans(spans=record_spans(odd))
+
+    assert outcome.accepted == 1
+    span = Span.objects.get()
+    assert span.name == "nul\ufffdname"
+    assert span.attributes == {"score": "nan", "text": "a\ufffdb"}

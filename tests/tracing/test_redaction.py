@@ -51,3 +51,9 @@ def test_the_input_is_left_unchanged():
     clean_attributes(attributes)
 
     assert attributes == {"password": "x", "nested": {"token": "y"}}
+
+
+def test_values_no_database_can_store_are_made_safe():
+    cleaned = clean_attributes({"nul": "a\x00b", "ratio": float("nan"), "big": float("inf")})
+
+    assert cleaned == {"nul": "a\ufffdb", "ratio": "nan", "big": "inf"}
