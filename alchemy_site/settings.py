@@ -225,6 +225,31 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve straight from the apps' static folders so `make run` needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
 
+# --- Blobs (images and audio moved out of results) --------------------------------
+
+BLOB_MIN_BYTES = env_int("ALCHEMY_BLOB_MIN_BYTES", 1024, minimum=1)
+BLOB_MAX_BYTES = env_int("ALCHEMY_BLOB_MAX_BYTES", 100 * 1024 * 1024, minimum=1024)
+# GC leaves younger unreferenced blobs alone: an ingest may not have committed yet.
+BLOB_GC_MIN_AGE_SECONDS = env_int("ALCHEMY_BLOB_GC_MIN_AGE_SECONDS", 3600, minimum=0)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Without a bucket, blobs are files under ALCHEMY_HOME/blobs/aa/bb/<sha256>.
+BLOBS_S3_BUCKET = env_str("ALCHEMY_BLOBS_S3_BUCKET")
+if BLOBS_S3_BUCKET:
+    STORAGES["blobs"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": BLOBS_S3_BUCKET,
+            "endpoint_url": env_str("ALCHEMY_BLOBS_S3_ENDPOINT_URL") or None,
+            # Content-addressed keys never hold different bytes, so overwriting is safe.
+            "file_overwrite": True,
+            "default_acl": "private",
+            "querystring_auth": True,
+        },
+    }
+
 # --- Limits --------------------------------------------------------------------
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ALCHEMY_MAX_REQUEST_BYTES", 200 * 1024 * 1024, minimum=1024)
