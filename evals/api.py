@@ -132,9 +132,11 @@ def rate_result(request: HttpRequest, eval_id: str, result_id: int, payload: Rat
 
 
 @router.get("/{eval_id}/export")
-def export(request: HttpRequest, eval_id: str, format: str = "json"):  # noqa: A002
+def export(
+    request: HttpRequest, eval_id: str, format: str = "json", include_media: bool = False  # noqa: A002
+):
     selectors.get_eval(eval_id)
-    stream = exporters.export_stream(eval_id, format)
+    stream = exporters.export_stream(eval_id, format, include_media=include_media)
     response = StreamingHttpResponse(stream, content_type=exporters.CONTENT_TYPES[format])
     filename = eval_id.replace(":", "-")
     response["Content-Disposition"] = f'attachment; filename="{filename}.{format}"'

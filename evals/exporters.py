@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import Prefetch
 
 from alchemy_site.errors import Invalid
+from blobs.services import inline_blobs
 from evals.models import Eval, EvalResult, EvalTag, FailureReason
 from evals.selectors import RESULT_COLUMNS, _stored_counts, prompt_heads
 
@@ -110,7 +111,15 @@ def envelope_parts(eval_: Eval) -> tuple[dict[str, Any], dict[str, Any]]:
     return head, totals
 
 
-def export_json(eval_id: str) -> Iterator[str]:
+def exported_results(eval_id: str, *, include_media: bool = False) -> Iterator[dict[str, Any]]:
+    """Stored results in promptfoo's shape; with `include_media`, blob references become
+    the inline data again (for tools that cannot fetch /api/blobs)."""
+    for row in iter_results(eval_id):
+        result = promptfoo_result(eval_id, row)
+        yield inline_blobs(result) if include_media else result
+
+
+def export_json(eval_id: str, *, include_media: bool = False) -> Iterator[str]:
     """promptfoo's output/export file (`{evalId, results: {version: 3, …}, config, metadata}`)."""
     eval_ = _eval_with_tags(eval_id)
     head, totals = envelope_parts(eval_)
@@ -119,8 +128,8 @@ def export_json(eval_id: str) -> Iterator[str]:
     yield '"version": 3, "timestamp": ' + json.dumps(results["timestamp"])
     yield ', "prompts": ' + json.dumps(results["prompts"]) + ', "results": ['
     first = True
-    for row in iter_results(eval_id):
-        yield ("" if first else ",\n") + json.dumps(promptfoo_result(eval_id, row))
+    for result in exported_results(eval_id, include_media=include_media):
+        yield ("" if first else ",\n") + json.dumps(result)
         first = False
     yield '], "stats": ' + json.dumps(totals) + "}"
     for key in ("config", "shareableUrl", "metadata"):
@@ -128,10 +137,10 @@ def export_json(eval_id: str) -> Iterator[str]:
     yield "}\n"
 
 
-def export_jsonl(eval_id: str) -> Iterator[str]:
+def export_jsonl(eval_id: str, *, include_media: bool = False) -> Iterator[str]:
     """One promptfoo EvaluateResult per line."""
-    for row in iter_results(eval_id):
-        yield json.dumps(promptfoo_result(eval_id, row)) + "\n"
+    for result in exported_results(eval_id, include_media=include_media):
+        yield json.dumps(result) + "\n"
 
 
 def export_csv(eval_id: str) -> Iterator[str]:
@@ -178,11 +187,12 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def export_stream(eval_id: str, fmt: str) -> Iterator[str]:
+def export_stream(eval_id: str, fmt: str, *, include_media: bool = False) -> Iterator[str]:
+    """`include_media` inlines blobs in json/jsonl; csv always keeps the references."""
     if fmt == "json":
-        return export_json(eval_id)
+        return export_json(eval_id, include_media=include_media)
     if fmt == "jsonl":
-        return export_jsonl(eval_id)
+        return export_jsonl(eval_id, include_media=include_media)
     if fmt == "csv":
         return export_csv(eval_id)
     raise Invalid(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}.", field="format")

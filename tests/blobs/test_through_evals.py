@@ -81,3 +81,30 @@ def test_deleting_an_eval_then_gc_frees_its_blobs(running_eval):
     ]
     assert BlobReference.objects.filter(eval=other).count() == 1
     assert "Deleted 1 unreferenced blobs" in out.getvalue()
+
+
+def test_exports_keep_references_unless_asked_to_include_media(running_eval, api_client, tmp_path):
+    import json
+
+    image = payload(4096, seed=7)
+    add_results(eval=running_eval, results=[result(0, output=data_url(image))])
+    sha = hashlib.sha256(image).hexdigest()
+
+    kept = tmp_path / "kept.json"
+    call_command("export_eval", running_eval.id, "-o", str(kept), stdout=StringIO())
+    inlined = tmp_path / "inlined.json"
+    call_command(
+        "export_eval", running_eval.id, "--include-media", "-o", str(inlined), stdout=StringIO()
+    )
+
+    def output_of(path):
+        return json.loads(path.read_text())["results"]["results"][0]["response"]["output"]
+
+    assert output_of(kept) == f"promptfoo://blob/{sha}"
+    assert output_of(inlined) == data_url(image)
+    response = api_client.get(
+        f"/api/evals/{running_eval.id}/export", {"format": "jsonl", "include_media": "true"}
+    )
+    assert response.status_code == HTTPStatus.OK
+    line = b"".join(response.streaming_content).decode().splitlines()[0]
+    assert json.loads(line)["response"]["output"] == data_url(image)

@@ -21,14 +21,21 @@ class Command(BaseCommand):
         parser.add_argument("eval_id")
         parser.add_argument("--format", choices=FORMATS, default="json")
         parser.add_argument("-o", "--output", type=Path, help="File to write (default: stdout).")
+        parser.add_argument(
+            "--include-media",
+            action="store_true",
+            help="Put images and audio back inline instead of promptfoo://blob/ references.",
+        )
 
-    def handle(self, *args, eval_id: str, format: str, output: Path | None, **options):  # noqa: A002
+    def handle(  # noqa: A002
+        self, *args, eval_id: str, format: str, output: Path | None, include_media: bool, **options
+    ):
         if not Eval.objects.filter(pk=eval_id).exists():
             raise CommandError(
                 f"No eval with id {eval_id!r}; `manage.py shell` or the API lists them."
             )
         try:
-            chunks = export_stream(eval_id, format)
+            chunks = export_stream(eval_id, format, include_media=include_media)
             if output is None:
                 for chunk in chunks:
                     self.stdout.write(chunk, ending="")
