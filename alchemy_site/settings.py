@@ -250,6 +250,14 @@ if BLOBS_S3_BUCKET:
         },
     }
 
+# --- Tracing (OTLP/HTTP receiver) ----------------------------------------------------
+
+OTLP_MAX_BODY_BYTES = env_int("ALCHEMY_OTLP_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
+# Spans waiting to be written, process-wide; past this the receiver answers 429.
+OTLP_QUEUE_MAX_SPANS = env_int("ALCHEMY_OTLP_QUEUE_MAX_SPANS", 50_000, minimum=1)
+OTLP_BODY_MAX_CHARS = env_int("ALCHEMY_OTLP_BODY_MAX_CHARS", 4096, minimum=64)
+OTLP_ATTRIBUTE_MAX_CHARS = env_int("ALCHEMY_OTLP_ATTRIBUTE_MAX_CHARS", 400, minimum=16)
+
 # --- Limits --------------------------------------------------------------------
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ALCHEMY_MAX_REQUEST_BYTES", 200 * 1024 * 1024, minimum=1024)

@@ -34,7 +34,7 @@ _RPC_CODE = {
 
 
 def max_body_bytes() -> int:
-    return getattr(settings, "OTLP_MAX_BODY_BYTES", 20 * 1024 * 1024)
+    return settings.OTLP_MAX_BODY_BYTES
 
 
 def _failure(fmt: str, status: int, message: str, *, retry_after: int | None = None) -> HttpResponse:

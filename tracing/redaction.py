@@ -46,11 +46,11 @@ def is_body(key: str) -> bool:
 
 
 def body_limit() -> int:
-    return getattr(settings, "OTLP_BODY_MAX_CHARS", 4096)
+    return settings.OTLP_BODY_MAX_CHARS
 
 
 def attribute_limit() -> int:
-    return getattr(settings, "OTLP_ATTRIBUTE_MAX_CHARS", 400)
+    return settings.OTLP_ATTRIBUTE_MAX_CHARS
 
 
 def truncate(value: str, limit: int) -> str:

@@ -125,7 +125,7 @@ class PendingSpans:
         self.count = 0
 
     def limit(self) -> int:
-        return getattr(settings, "OTLP_QUEUE_MAX_SPANS", 50_000)
+        return settings.OTLP_QUEUE_MAX_SPANS
 
     def reserve(self, n: int) -> bool:
         with self._lock:
