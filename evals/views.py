@@ -1,0 +1,428 @@
+"""The eval pages: list, eval (stats + results table + result drawer), compare.
+
+Views parse the query string, call `evals.selectors` / `evals.services` and render.
+Every filtered read goes through the read path's one filter builder (via the selectors);
+nothing here builds a results query of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from alchemy_site.errors import Invalid, NotFound
+from evals import selectors, services
+from evals.filters import MODES
+from evals.models import EvalResult
+
+LIST_PAGE_SIZE = 25
+PAGE_SIZES = (10, 25, 50, 100, 200)
+DEFAULT_PAGE_SIZE = 25
+RED_TEAM_FILTERS = ("plugin", "strategy", "severity")
+BLOB_RE = re.compile(r"promptfoo://blob/([0-9a-fA-F]{64})")
+
+
+def _int(value: str | None, default: int, *, lowest: int = 0) -> int:
+    try:
+        return max(int(value or default), lowest)
+    except ValueError:
+        return default
+
+
+def _page_window(offset: int, limit: int, total: int) -> dict[str, Any]:
+    """Previous/next offsets and 'page n of m' for a page starting at `offset`."""
+    pages = max((total + limit - 1) // limit, 1)
+    return {
+        "number": offset // limit + 1,
+        "pages": pages,
+        "prev": max(offset - limit, 0) if offset > 0 else None,
+        "next": offset + limit if offset + limit < total else None,
+        "last": (pages - 1) * limit,
+    }
+
+
+def _with(query: QueryDict, **changes: Any) -> str:
+    """The query string with `changes` applied (None removes a key)."""
+    copy = query.copy()
+    for key, value in changes.items():
+        copy.pop(key, None)
+        if value is not None:
+            copy[key] = str(value)
+    return copy.urlencode()
+
+
+# --- list ------------------------------------------------------------------------------
+
+
+@require_GET
+def eval_list(request: HttpRequest) -> HttpResponse:
+    params = {
+        name: request.GET.get(name, "").strip()
+        for name in ("search", "tag", "author", "status", "date")
+    }
+    offset = _int(request.GET.get("offset"), 0)
+    error = ""
+    try:
+        listing = selectors.eval_list(**params, offset=offset, limit=LIST_PAGE_SIZE)
+    except Invalid as exc:
+        error = exc.message
+        listing = selectors.eval_list(offset=0, limit=LIST_PAGE_SIZE)
+    with_pass_rates(listing["items"])
+    return render(
+        request,
+        "evals/list.html",
+        {
+            "listing": listing,
+            "params": params,
+            "error": error,
+            "statuses": ["running", "complete", "failed", "interrupted"],
+            "window": _page_window(offset, LIST_PAGE_SIZE, listing["count"]),
+            "query": request.GET,
+            "prev_query": _with(request.GET, offset=None),
+        },
+    )
+
+
+def with_pass_rates(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add `pass_rate` (percent, one decimal) to eval summaries, for bars and labels."""
+    for item in items:
+        total = item["result_count"]
+        item["pass_rate"] = round(100 * item["pass_count"] / total, 1) if total else 0.0
+    return items
+
+
+@require_http_methods(["GET", "POST"])
+def eval_delete(request: HttpRequest, eval_id: str) -> HttpResponse:
+    """GET asks for confirmation (the no-JavaScript path); POST deletes."""
+    try:
+        eval_ = selectors.get_eval(eval_id)
+    except NotFound:
+        raise Http404(f"No eval with id {eval_id!r}.") from None
+    if request.method == "POST":
+        services.delete_eval(eval=eval_)
+        messages.success(request, f"Deleted {eval_id}.")
+        return redirect("evals:list")
+    return render(request, "evals/delete.html", {"eval": eval_})
+
+
+# --- one eval --------------------------------------------------------------------------
+
+
+def table_filters(query: QueryDict) -> tuple[list[dict[str, Any]], str]:
+    """The page's simple filter fields → the read path's filter list; plus raw `filters`.
+
+    `plugin`, `strategy`, `severity` and `meta` (key=value, or key alone for "exists")
+    keep shared URLs readable; `filters` takes the API's JSON list for anything else.
+    """
+    specs: list[dict[str, Any]] = []
+    for kind in RED_TEAM_FILTERS:
+        value = query.get(kind, "").strip()
+        if value:
+            specs.append({"type": kind, "operator": "equals", "value": value})
+    for meta in query.getlist("meta"):
+        key, sep, value = meta.strip().partition("=")
+        if key.strip():
+            specs.append(
+                {"type": "metadata", "field": key.strip(), "operator": "equals", "value": value}
+                if sep
+                else {"type": "metadata", "field": key.strip(), "operator": "exists"}
+            )
+    raw = query.get("filters", "").strip()
+    if raw:
+        try:
+            extra = json.loads(raw)
+        except ValueError:
+            raise Invalid("filters must be a JSON list of filter objects.") from None
+        specs.extend(extra if isinstance(extra, list) else [extra])
+    return specs, raw
+
+
+def _table_state(request: HttpRequest) -> dict[str, Any]:
+    mode = request.GET.get("mode", "all")
+    limit = _int(request.GET.get("limit"), DEFAULT_PAGE_SIZE, lowest=1)
+    return {
+        "mode": mode if mode in MODES else "all",
+        "search": request.GET.get("search", "").strip(),
+        "limit": min(limit, selectors.MAX_PAGE),
+        "offset": _int(request.GET.get("offset"), 0),
+    }
+
+
+def _load_eval(eval_id: str):
+    try:
+        return selectors.get_eval(eval_id)
+    except NotFound:
+        raise Http404(f"No eval with id {eval_id!r}.") from None
+
+
+@require_GET
+def eval_detail(request: HttpRequest, eval_id: str) -> HttpResponse:
+    eval_ = _load_eval(eval_id)
+    state = _table_state(request)
+    error = ""
+    try:
+        filters, raw_filters = table_filters(request.GET)
+        page = selectors.table_page(
+            eval=eval_,
+            offset=state["offset"],
+            limit=state["limit"],
+            mode=state["mode"],
+            search=state["search"],
+            filters=filters,
+        )
+    except Invalid as exc:
+        error, raw_filters = exc.message, request.GET.get("filters", "")
+        page = selectors.table_page(eval=eval_, offset=0, limit=state["limit"])
+    prompts = page["head"]["prompts"]
+    filtered = page["filtered_metrics"] if page["filtered_count"] != page["total_count"] else []
+    for index, prompt in enumerate(prompts):
+        prompt["filtered"] = filtered[index] if index < len(filtered) else None
+    totals = {
+        key: sum(p["metrics"][key] for p in prompts)
+        for key in ("result_count", "pass_count", "fail_count", "error_count")
+    }
+    context = {
+        "eval": eval_,
+        "status": page["status"],
+        "tags": list(eval_.eval_tags.select_related("tag").values_list("tag__name", "tag__value")),
+        "page": page,
+        "prompts": prompts,
+        "vars": page["head"]["vars"],
+        "totals": totals,
+        "state": state,
+        "raw_filters": raw_filters,
+        "red_team": {kind: request.GET.get(kind, "") for kind in RED_TEAM_FILTERS},
+        "metas": [m for m in request.GET.getlist("meta") if m.strip()] or [""],
+        "modes": MODES,
+        "page_sizes": sorted({*PAGE_SIZES, state["limit"]}),
+        "window": _page_window(state["offset"], state["limit"], page["filtered_count"]),
+        "query": request.GET,
+        "prev_query": _with(request.GET, offset=None, partial=None),
+        "error": error,
+        "export_formats": ("json", "jsonl", "csv"),
+    }
+    part = request.GET.get("partial")
+    if part in ("stats", "table"):
+        return render(request, f"evals/_{part}.html", context)
+    return render(request, "evals/detail.html", context)
+
+
+def _blobs_in(*values: Any) -> list[dict[str, str]]:
+    """Blob references inside a result, with their type, for inline <img>/<audio>."""
+    from blobs.models import Blob
+    from blobs.services import blob_url
+
+    shas = dict.fromkeys(
+        sha.lower() for value in values for sha in BLOB_RE.findall(json.dumps(value, default=str))
+    )
+    if not shas:
+        return []
+    types = dict(Blob.objects.filter(sha256__in=list(shas)).values_list("sha256", "mime_type"))
+    return [
+        {"url": blob_url(sha), "mime": types.get(sha, ""), "sha256": sha}
+        for sha in shas
+        if sha in types
+    ]
+
+
+def _traces_for(result: EvalResult) -> list[Any]:
+    from tracing.models import Trace
+
+    return list(Trace.objects.filter(result_id=result.pk).values("trace_id", "created_at")[:5])
+
+
+def _safe_back(url: str) -> str:
+    """Only a path on our own eval pages may be a 'back' link (no open redirects)."""
+    return url if url.startswith("/evals/") and "//" not in url and "\\" not in url else ""
+
+
+@require_GET
+def result_detail(request: HttpRequest, eval_id: str, result_id: int) -> HttpResponse:
+    """The result drawer's content; a page of its own without JavaScript."""
+    result = EvalResult.objects.filter(eval_id=eval_id, pk=result_id).first()
+    if result is None:
+        raise Http404(f"Result {result_id} is not part of eval {eval_id!r}.")
+    grading = result.grading_result if isinstance(result.grading_result, dict) else {}
+    response = result.response if isinstance(result.response, dict) else {}
+    output = response.get("output")
+    context = {
+        "eval_id": eval_id,
+        "result": result,
+        "output": output if isinstance(output, str) else json.dumps(output, indent=2),
+        "components": [c for c in grading.get("componentResults") or [] if isinstance(c, dict)],
+        "grading": grading,
+        "vars": (result.test_case or {}).get("vars") or {},
+        "media": _blobs_in(result.response, result.metadata, result.test_case),
+        "traces": _traces_for(result),
+        "back": _safe_back(request.GET.get("back", "")),
+    }
+    template = "evals/_result.html" if request.GET.get("partial") else "evals/result.html"
+    return render(request, template, context)
+
+
+@require_POST
+def rate_result(request: HttpRequest, eval_id: str, result_id: int) -> HttpResponse:
+    eval_ = _load_eval(eval_id)
+    passed = request.POST.get("pass") == "1"
+    try:
+        services.rate_result(
+            eval=eval_,
+            result_id=result_id,
+            passed=passed,
+            reason=request.POST.get("reason", "").strip(),
+            author=request.user.get_username(),
+        )
+    except NotFound:
+        raise Http404(f"Result {result_id} is not part of eval {eval_id!r}.") from None
+    if request.headers.get("accept", "").startswith("application/json"):
+        return JsonResponse({"id": result_id, "pass": passed}, status=HTTPStatus.OK)
+    back = _safe_back(request.POST.get("back", ""))
+    if back:
+        return redirect(back)
+    return redirect(reverse("evals:result", kwargs={"eval_id": eval_id, "result_id": result_id}))
+
+
+# --- compare ---------------------------------------------------------------------------
+
+
+@require_GET
+def compare(request: HttpRequest) -> HttpResponse:
+    ids = [i.strip() for i in request.GET.get("ids", "").split(",") if i.strip()]
+    ids += [i for i in request.GET.getlist("id") if i.strip() and i not in ids]
+    context: dict[str, Any] = {"ids": ids, "result": None, "error": ""}
+    if len(ids) >= 2:
+        try:
+            context.update(_comparison(ids))
+        except (Invalid, NotFound) as exc:
+            context["error"] = exc.message
+    elif ids:
+        context["error"] = "Pick at least two evals to compare."
+    context["choices"] = selectors.eval_list(limit=50)["items"]
+    return render(request, "evals/compare.html", context)
+
+
+def _comparison(ids: list[str]) -> dict[str, Any]:
+    result = selectors.compare_evals(eval_ids=ids, max_listed=200)
+    base = result["evals"][0]
+    for summary in result["evals"]:
+        summary["pass_rate_pct"] = round(100 * summary["pass_rate"], 1)
+        summary["pass_rate_delta"] = round(100 * (summary["pass_rate"] - base["pass_rate"]), 1)
+        summary["score_delta"] = summary["score_avg"] - base["score_avg"]
+    # Per-prompt stats come from each eval's aggregate rows (a constant number of queries).
+    stats = {i: selectors.eval_stats(eval=selectors.get_eval(i))["prompts"] for i in ids}
+    width = max(len(p) for p in stats.values())
+    prompt_rows = []
+    for idx in range(width):
+        base_m = stats[ids[0]][idx]["metrics"] if idx < len(stats[ids[0]]) else None
+        cells = []
+        for eval_id in ids:
+            heads = stats[eval_id]
+            if idx >= len(heads):
+                cells.append(None)
+                continue
+            m = heads[idx]["metrics"]
+            cells.append(
+                {
+                    "label": heads[idx]["label"],
+                    "pass_rate": round(100 * m["pass_rate"], 1),
+                    "score": m["score_avg"],
+                    "latency": m["latency_avg_ms"],
+                    "cost": m["cost"],
+                    "delta": None
+                    if base_m is None or eval_id == ids[0]
+                    else round(100 * (m["pass_rate"] - base_m["pass_rate"]), 1),
+                }
+            )
+        prompt_rows.append({"prompt_idx": idx, "cells": cells})
+    # Side by side by test: every flipped test, with each eval's verdict on it.
+    flips: dict[int, dict[str, Any]] = {}
+    for position, pair in enumerate(result["comparisons"], start=1):
+        for kind in ("newly_failing_tests", "newly_passing_tests"):
+            for entry in pair[kind]:
+                row = flips.setdefault(
+                    entry["test_idx"],
+                    {"test_idx": entry["test_idx"], "base": entry["before"], "cells": {}},
+                )
+                row["cells"][position] = {
+                    "score": entry["after"],
+                    "kind": "fail" if kind == "newly_failing_tests" else "pass",
+                }
+    flip_rows = [
+        {**row, "cells": [row["cells"].get(p) for p in range(1, len(ids))]}
+        for _, row in sorted(flips.items())
+    ]
+    return {
+        "result": result,
+        "prompt_rows": prompt_rows,
+        "flip_rows": flip_rows,
+        "others": result["evals"][1:],
+        "links": {i: reverse("evals:detail", kwargs={"eval_id": i}) for i in ids},
+        "compare_query": urlencode({"ids": ",".join(ids)}),
+    }
+
+
+# --- home page chart ---------------------------------------------------------------------
+
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 640, 200, 28
+CHART_SERIES = 6
+SERIES_COLOURS = ("#5b3cc4", "#16a34a", "#d97706", "#dc2626", "#0891b2", "#db2777")
+
+
+def pass_rate_chart(items: list[dict[str, Any]], *, by: str = "") -> dict[str, Any]:
+    """Pass rate over time, one line per tag value (`by` names the tag) or description.
+
+    Drawn as SVG coordinates on the server: no chart library, nothing to build.
+    """
+    series: dict[str, list[tuple[Any, float]]] = {}
+    for item in items:
+        if not item["result_count"]:
+            continue
+        key = item["tags"].get(by) if by else item["description"] or "(no description)"
+        if key is None:
+            continue
+        rate = item["pass_count"] / item["result_count"]
+        series.setdefault(key or "(empty)", []).append((item["created_at"], rate))
+    busiest = sorted(series.items(), key=lambda kv: -len(kv[1]))[:CHART_SERIES]
+    points = [when for _, values in busiest for when, _ in values]
+    if not points:
+        return {"lines": [], "width": CHART_WIDTH, "height": CHART_HEIGHT}
+    start, end = min(points), max(points)
+    span = (end - start).total_seconds() or 1.0
+    inner_w, inner_h = CHART_WIDTH - 2 * CHART_PAD, CHART_HEIGHT - 2 * CHART_PAD
+
+    def xy(when, rate: float) -> tuple[float, float]:
+        x = CHART_PAD + inner_w * ((when - start).total_seconds() / span if span else 0.5)
+        return round(x, 1), round(CHART_PAD + inner_h * (1 - rate), 1)
+
+    lines = []
+    for index, (name, values) in enumerate(busiest):
+        coords = [xy(when, rate) for when, rate in sorted(values, key=lambda v: v[0])]
+        lines.append(
+            {
+                "name": name,
+                "colour": SERIES_COLOURS[index % len(SERIES_COLOURS)],
+                "points": " ".join(f"{x},{y}" for x, y in coords),
+                "dots": [{"x": x, "y": y} for x, y in coords],
+                "last": round(100 * sorted(values, key=lambda v: v[0])[-1][1], 1),
+            }
+        )
+    return {
+        "lines": lines,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "pad": CHART_PAD,
+        "right": CHART_WIDTH - CHART_PAD,
+        "bottom": CHART_HEIGHT - CHART_PAD,
+        "mid": CHART_PAD + inner_h / 2,
+        "start": start,
+        "end": end,
+    }

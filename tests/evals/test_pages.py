@@ -1,0 +1,234 @@
+"""The dashboard pages: login required, filters in the URL, constant query counts."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from urllib.parse import quote
+
+import pytest
+from django.urls import reverse
+
+from evals import services
+from evals.models import EvalResult
+from tests.evals import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def eval_with_results():
+    eval_ = factories.make_eval(prompts=2, description="Capitals", tags={"team": "geo"})
+    rows = factories.grid(30, prompts=2)
+    for row in rows:
+        if row["testIdx"] % 3 == 0 and row["promptIdx"] == 1:
+            row.update(success=False, score=0.0, failureReason=1)
+            row["gradingResult"].update({"pass": False, "score": 0.0, "reason": "wrong city"})
+            row["metadata"] = {"pluginId": "harmful:hate", "severity": "high"}
+    services.add_results(eval=eval_, results=rows)
+    return eval_
+
+
+def detail_url(eval_, **params) -> str:
+    from urllib.parse import urlencode
+
+    url = reverse("evals:detail", kwargs={"eval_id": eval_.id})
+    return f"{url}?{urlencode(params, doseq=True)}" if params else url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/",
+        "/evals/",
+        "/evals/compare/",
+        "/evals/eval-abc-2025-01-13T10:30:45/",
+        "/evals/eval-abc-2025-01-13T10:30:45/results/1/",
+    ],
+)
+def test_pages_redirect_anonymous_visitors_to_login(client, url):
+    response = client.get(url)
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_home_shows_recent_evals_and_a_pass_rate_chart(logged_in_client, eval_with_results):
+    response = logged_in_client.get("/")
+    html = response.content.decode()
+    assert response.status_code == HTTPStatus.OK
+    assert "Capitals" in html
+    assert "<polyline" in html
+    assert 'data-ws="/ws/evals/"' in html
+
+
+def test_home_charts_one_line_per_value_of_the_chosen_tag(logged_in_client, eval_with_results):
+    response = logged_in_client.get("/?by=team")
+    assert "geo" in response.content.decode()
+    assert response.context["chart"]["lines"][0]["name"] == "geo"
+
+
+def test_list_shows_counts_status_and_pass_rate(logged_in_client, eval_with_results):
+    response = logged_in_client.get(reverse("evals:list"))
+    html = response.content.decode()
+    assert response.status_code == HTTPStatus.OK
+    assert eval_with_results.id in html
+    assert 'class="badge running"' in html
+    item = response.context["listing"]["items"][0]
+    assert (item["result_count"], item["pass_count"]) == (60, 50)
+
+
+def test_list_filters_by_tag_author_status_and_search(logged_in_client, eval_with_results):
+    factories.make_eval(prompts=1, description="Other", author="bob")
+    get = logged_in_client.get
+    url = reverse("evals:list")
+    assert get(url, {"tag": "team=geo"}).context["listing"]["count"] == 1
+    assert get(url, {"author": "bob"}).context["listing"]["items"][0]["description"] == "Other"
+    assert get(url, {"status": "complete"}).context["listing"]["count"] == 0
+    assert get(url, {"search": "capit"}).context["listing"]["count"] == 1
+
+
+def test_a_bad_list_filter_is_reported_not_a_server_error(logged_in_client, eval_with_results):
+    response = logged_in_client.get(reverse("evals:list"), {"date": "yesterday"})
+    assert response.status_code == HTTPStatus.OK
+    assert "is not YYYY-MM-DD" in response.content.decode()
+
+
+def test_the_list_paginates(logged_in_client):
+    for index in range(27):
+        factories.make_eval(prompts=1, description=f"e{index}")
+    first = logged_in_client.get(reverse("evals:list"))
+    second = logged_in_client.get(reverse("evals:list"), {"offset": 25})
+    assert len(first.context["listing"]["items"]) == 25
+    assert len(second.context["listing"]["items"]) == 2
+    assert "Page 2 of 2" in second.content.decode()
+
+
+def test_the_list_page_makes_a_constant_number_of_queries(
+    logged_in_client, django_assert_max_num_queries
+):
+    for index in range(12):
+        eval_ = factories.make_eval(prompts=2, description=f"e{index}", tags={"n": str(index)})
+        services.add_results(eval=eval_, results=factories.grid(3, prompts=2))
+    with django_assert_max_num_queries(8):
+        logged_in_client.get(reverse("evals:list"))
+
+
+def test_delete_asks_for_confirmation_then_deletes(logged_in_client, eval_with_results):
+    url = reverse("evals:delete", kwargs={"eval_id": eval_with_results.id})
+    assert "Delete this eval?" in logged_in_client.get(url).content.decode()
+    response = logged_in_client.post(url)
+    assert response.status_code == HTTPStatus.FOUND
+    assert not EvalResult.objects.filter(eval_id=eval_with_results.id).exists()
+
+
+def test_the_eval_page_shows_per_prompt_stats_and_the_first_page(
+    logged_in_client, eval_with_results
+):
+    response = logged_in_client.get(detail_url(eval_with_results))
+    html = response.content.decode()
+    assert response.status_code == HTTPStatus.OK
+    assert [p["metrics"]["pass_count"] for p in response.context["prompts"]] == [30, 20]
+    assert len(response.context["page"]["body"]) == 25
+    assert "/prompts/?content_hash=" in html
+    assert f"/api/evals/{quote(eval_with_results.id)}/export?format=csv" in html
+
+
+def test_filter_state_lives_in_the_url(logged_in_client, eval_with_results):
+    response = logged_in_client.get(
+        detail_url(eval_with_results, mode="failures", limit=5, offset=5)
+    )
+    page = response.context["page"]
+    assert page["filtered_count"] == 10
+    assert [row["test_idx"] for row in page["body"]] == [15, 18, 21, 24, 27]
+    html = response.content.decode()
+    assert 'value="failures" selected' in html
+    assert "mode=failures&amp;limit=5&amp;offset=0" in html  # "First" keeps the filters
+
+
+def test_search_and_metadata_filters_narrow_the_table(logged_in_client, eval_with_results):
+    by_search = logged_in_client.get(detail_url(eval_with_results, search="wrong city"))
+    by_plugin = logged_in_client.get(detail_url(eval_with_results, plugin="harmful:hate"))
+    by_meta = logged_in_client.get(detail_url(eval_with_results, meta="severity=high"))
+    assert by_search.context["page"]["filtered_count"] == 10
+    assert by_plugin.context["page"]["filtered_count"] == 10
+    assert by_meta.context["page"]["filtered_count"] == 10
+
+
+def test_bad_json_filters_are_reported_on_the_page(logged_in_client, eval_with_results):
+    response = logged_in_client.get(detail_url(eval_with_results, filters="[{nope"))
+    assert response.status_code == HTTPStatus.OK
+    assert "filters must be a JSON list" in response.content.decode()
+
+
+def test_the_eval_page_does_no_per_row_queries(logged_in_client, django_assert_max_num_queries):
+    eval_ = factories.make_eval(prompts=3)
+    services.add_results(eval=eval_, results=factories.grid(200, prompts=3))
+    with django_assert_max_num_queries(14):
+        logged_in_client.get(detail_url(eval_, limit=200))
+    with django_assert_max_num_queries(16):
+        logged_in_client.get(detail_url(eval_, mode="passes", search="w1", limit=200))
+
+
+def test_partials_render_only_the_stats_or_the_table(logged_in_client, eval_with_results):
+    stats = logged_in_client.get(detail_url(eval_with_results, partial="stats"))
+    table = logged_in_client.get(detail_url(eval_with_results, partial="table"))
+    assert "<html" not in stats.content.decode()
+    assert "prompt-card" in stats.content.decode()
+    assert "data-test-idx" in table.content.decode()
+
+
+def test_an_unknown_eval_is_404(logged_in_client):
+    assert logged_in_client.get("/evals/eval-nope/").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_the_result_drawer_shows_output_grading_vars_and_metadata(
+    logged_in_client, eval_with_results
+):
+    result = EvalResult.objects.get(eval_id=eval_with_results.id, test_idx=3, prompt_idx=1)
+    url = reverse("evals:result", kwargs={"eval_id": eval_with_results.id, "result_id": result.pk})
+    html = logged_in_client.get(url, {"partial": "1"}).content.decode()
+    assert "wrong city" in html
+    assert "harmful:hate" in html
+    assert "w3" in html
+    assert "FAIL" in html
+    assert "<html" not in html
+
+
+def test_manual_rating_flips_the_result_and_the_stats(logged_in_client, eval_with_results):
+    result = EvalResult.objects.get(eval_id=eval_with_results.id, test_idx=3, prompt_idx=1)
+    url = reverse("evals:rate", kwargs={"eval_id": eval_with_results.id, "result_id": result.pk})
+    back = detail_url(eval_with_results, mode="failures")
+    response = logged_in_client.post(url, {"pass": "1", "reason": "close enough", "back": back})
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == back
+    result.refresh_from_db()
+    assert result.success
+    page = logged_in_client.get(detail_url(eval_with_results))
+    assert page.context["prompts"][1]["metrics"]["pass_count"] == 21
+
+
+def test_rating_never_redirects_off_site(logged_in_client, eval_with_results):
+    result = EvalResult.objects.filter(eval_id=eval_with_results.id).first()
+    url = reverse("evals:rate", kwargs={"eval_id": eval_with_results.id, "result_id": result.pk})
+    response = logged_in_client.post(url, {"pass": "0", "back": "//evil.example/evals/"})
+    assert "evil" not in response["Location"]
+
+
+def test_compare_shows_deltas_and_flipped_tests(logged_in_client):
+    before = factories.make_eval(prompts=1, description="before")
+    after = factories.make_eval(prompts=1, description="after")
+    services.add_results(eval=before, results=factories.grid(4, prompts=1))
+    services.add_results(
+        eval=after,
+        results=[factories.result(t, 0, success=t != 2) for t in range(4)],
+    )
+    response = logged_in_client.get(reverse("evals:compare"), {"ids": f"{before.id},{after.id}"})
+    assert response.status_code == HTTPStatus.OK
+    assert [row["test_idx"] for row in response.context["flip_rows"]] == [2]
+    assert response.context["result"]["evals"][1]["pass_rate_delta"] == -25.0
+    assert response.context["prompt_rows"][0]["cells"][1]["delta"] == -25.0
+    assert "now failing" in response.content.decode()
+
+
+def test_compare_explains_what_it_needs(logged_in_client, eval_with_results):
+    response = logged_in_client.get(reverse("evals:compare"), {"ids": eval_with_results.id})
+    assert "at least two" in response.content.decode()
