@@ -50,11 +50,37 @@ def index_results(*, eval_id: str, results: Iterable) -> None:
     if not ids:
         return
     with connection.cursor() as cursor:
-        # The batch's ids form one contiguous range: inserts run under the write lock.
+        # `+eval_id` keeps SQLite on the rowid range: with the plain column it picks an
+        # (eval_id, …) index and walks every row the eval already has, once per batch.
         cursor.execute(
             f"INSERT INTO {FTS_TABLE}(rowid, body) SELECT id, body FROM {SEARCH_VIEW} "
-            "WHERE eval_id = %s AND id BETWEEN %s AND %s",
-            [eval_id, min(ids), max(ids)],
+            "WHERE id BETWEEN %s AND %s AND +eval_id = %s",
+            [min(ids), max(ids), eval_id],
+        )
+
+
+def last_indexed_id() -> int | None:
+    """The highest result id before a batch is inserted (SQLite; None elsewhere).
+
+    Result ids are AUTOINCREMENT and a batch is inserted under the write lock, so every
+    row above this id afterwards is the batch's: `index_results_after` indexes them.
+    """
+    if not _sqlite():
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT coalesce(max(id), 0) FROM {TABLE}")
+        return cursor.fetchone()[0]
+
+
+def index_results_after(*, eval_id: str, after_id: int | None) -> None:
+    """Index, in one statement, the results inserted since `last_indexed_id` returned."""
+    if not _sqlite() or after_id is None:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {FTS_TABLE}(rowid, body) SELECT id, body FROM {SEARCH_VIEW} "
+            "WHERE id > %s AND +eval_id = %s",
+            [after_id, eval_id],
         )
 
 

@@ -1,0 +1,115 @@
+"""add_results' bulk INSERT: the same column values the ORM would store, indexes in step."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from evals import search, services
+from evals.models import EvalPromptStats, EvalResult
+from tests.evals.factories import grid, make_eval, result
+
+pytestmark = pytest.mark.django_db
+
+COMPARED = [c for c in services.RESULT_COLUMNS if c not in ("eval_id", "created_at", "updated_at")]
+
+
+def window(start: int, tests: int) -> list[dict]:
+    return [result(t, p) for t in range(start, start + tests) for p in range(2)]
+
+
+def raw_rows(eval_id: str) -> list[tuple]:
+    """Column values exactly as stored (JSON as the database keeps it), in test order."""
+    columns = ", ".join(connection.ops.quote_name(c) for c in COMPARED)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {EvalResult._meta.db_table} WHERE eval_id = %s "
+            "ORDER BY test_idx, prompt_idx",
+            [eval_id],
+        )
+        return cursor.fetchall()
+
+
+def test_add_results_writes_every_result_column_but_the_id():
+    concrete = {f.attname for f in EvalResult._meta.concrete_fields if not f.primary_key}
+    assert set(services.RESULT_COLUMNS) == concrete
+    assert len(services.RESULT_COLUMNS) == len(concrete)
+
+
+def test_stored_columns_equal_what_bulk_create_stores():
+    batch = [
+        result(0, output='héllo ✓ "quoted"', named_scores={"clarity": 0.5}),
+        result(1, 1, success=False, error="boom", failure_reason=2, components=[]),
+        {"promptIdx": 0, "testIdx": 2, "vars": {"x": [1, 2.5, None]}, "success": True},
+        {**result(3), "response": None, "gradingResult": None, "score": 0.125},
+    ]
+    written, by_orm = make_eval(), make_eval()
+    services.add_results(eval=written, results=[dict(r) for r in batch])
+    prompt_texts = dict(by_orm.eval_prompts.values_list("prompt_idx", "prompt_text_id"))
+    EvalResult.objects.bulk_create(
+        [
+            EvalResult(eval=by_orm, prompt_text_id=prompt_texts.get(row["prompt_idx"]), **row)
+            for row in (services.normalize_result(r, i) for i, r in enumerate(batch))
+        ]
+    )
+    assert raw_rows(written.id) == raw_rows(by_orm.id)
+    nulls = EvalResult.objects.get(eval=written, test_idx=3)
+    assert nulls.response is None and nulls.grading_result is None
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="PostgreSQL indexes by itself")
+def test_the_search_index_holds_each_batch_of_each_eval_exactly_once():
+    first, second = make_eval(), make_eval()
+    for start in (0, 3, 6):
+        services.add_results(eval=first, results=window(start, 3))
+        services.add_results(eval=second, results=window(start, 3))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {search.FTS_TABLE}")
+        assert cursor.fetchone()[0] == EvalResult.objects.count() == 36
+        cursor.execute(
+            f"INSERT INTO {search.FTS_TABLE}({search.FTS_TABLE}) VALUES ('integrity-check')"
+        )
+    found = EvalResult.objects.filter(search.search_q("w8"), eval=second)
+    assert sorted(found.values_list("prompt_idx", flat=True)) == [0, 1]
+
+
+def test_a_sparse_resumed_batch_skips_exactly_the_stored_pairs():
+    eval_ = make_eval()
+    services.add_results(eval=eval_, results=[result(t, 0) for t in (0, 500, 1000)])
+    outcome = services.add_results(
+        eval=eval_, results=[result(t, p) for t in (0, 250, 500, 1000) for p in (0, 1)]
+    )
+    assert outcome == services.AddResultsOutcome(stored=5, skipped=3)
+    assert EvalResult.objects.filter(eval=eval_).count() == 8
+    eval_.refresh_from_db()
+    assert eval_.test_count == 4
+
+
+def test_a_crash_after_the_insert_leaves_no_rows_no_index_and_the_old_aggregates(monkeypatch):
+    eval_ = make_eval()
+    services.add_results(eval=eval_, results=grid(2))
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(services, "_apply_contributions", crash)
+    with pytest.raises(RuntimeError):
+        services.add_results(eval=eval_, results=window(2, 2))
+    assert EvalResult.objects.filter(eval=eval_).count() == 4
+    assert EvalPromptStats.objects.get(eval=eval_, prompt_idx=0).result_count == 2
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {search.FTS_TABLE}")
+            assert cursor.fetchone()[0] == 4
+
+
+def test_results_for_a_prompt_index_beyond_the_prompts_get_a_stats_row():
+    eval_ = make_eval(prompts=1)
+    services.add_results(eval=eval_, results=[result(0, 3, named_scores={"m": 1.0})])
+    services.add_results(eval=eval_, results=[result(1, 3, named_scores={"m": 0.5})])
+    stats = EvalPromptStats.objects.get(eval=eval_, prompt_idx=3)
+    assert (stats.result_count, stats.named_score_sums, stats.named_score_weights) == (
+        2,
+        {"m": 1.5},
+        {"m": 2.0},
+    )
