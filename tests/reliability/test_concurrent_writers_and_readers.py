@@ -111,7 +111,9 @@ def run_writers_and_readers(proc_db: ProcDb, tmp_path, *, per_writer: int, share
     env = proc_db.env
 
     def child(body: str, *argv: str):
-        proc = start_django(f"import sys; sys.argv[1:] = {list(argv)!r}\n" + body, proc_db.home, **env)
+        proc = start_django(
+            f"import sys; sys.argv[1:] = {list(argv)!r}\n" + body, proc_db.home, **env
+        )
         return proc
 
     writers = [
@@ -149,7 +151,9 @@ def run_writers_and_readers(proc_db: ProcDb, tmp_path, *, per_writer: int, share
     assert sum(o["stored"] for o in outcomes) == total
     for eval_id, got in verified.items():
         expected = total if shared else per_writer
-        assert (got["rows"], got["distinct"], got["mismatches"]) == (expected, expected, []), eval_id
+        assert (got["rows"], got["distinct"], got["mismatches"]) == (expected, expected, []), (
+            eval_id
+        )
         assert got["test_count"] == expected
 
 

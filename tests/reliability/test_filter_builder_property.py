@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from typing import Any
 
 import pytest
@@ -52,11 +51,18 @@ rows = st.lists(
             "metadata": st.dictionaries(st.sampled_from(META_KEYS), json_values, max_size=4),
             "named": st.dictionaries(
                 st.sampled_from(METRIC_KEYS),
-                st.one_of(st.integers(-2, 2), st.sampled_from([0.5, 1.5]), st.booleans(),
-                          st.sampled_from(["1", "x"]), st.none()),
+                st.one_of(
+                    st.integers(-2, 2),
+                    st.sampled_from([0.5, 1.5]),
+                    st.booleans(),
+                    st.sampled_from(["1", "x"]),
+                    st.none(),
+                ),
                 max_size=2,
             ),  # fmt: skip
-            "comment": st.sampled_from([None, "!highlight", "!highlight this", " !highlight", "note"]),
+            "comment": st.sampled_from(
+                [None, "!highlight", "!highlight this", " !highlight", "note"]
+            ),
         }
     ),
     min_size=1,
@@ -68,8 +74,20 @@ rows = st.lists(
 def filter_specs(draw) -> dict[str, Any]:
     kind = draw(st.sampled_from(["metadata", "metric", "plugin", "strategy", "severity"]))
     operator = draw(
-        st.sampled_from(["equals", "not_equals", "contains", "not_contains", "exists",
-                         "not_exists", "gt", "gte", "lt", "lte"])  # fmt: skip
+        st.sampled_from(
+            [
+                "equals",
+                "not_equals",
+                "contains",
+                "not_contains",
+                "exists",
+                "not_exists",
+                "gt",
+                "gte",
+                "lt",
+                "lte",
+            ]
+        )  # fmt: skip
     )
     if kind == "metric" and operator in ("contains", "not_contains"):
         operator = "equals"  # text operators on metrics: see the hand-written bug test below
@@ -83,7 +101,9 @@ def filter_specs(draw) -> dict[str, Any]:
     if operator in NUMERIC or (kind == "metric" and operator in ("equals", "not_equals")):
         spec["value"] = draw(st.sampled_from([-1, 0, 0.5, 1, 2]))
     elif operator not in ("exists", "not_exists"):
-        spec["value"] = draw(st.one_of(st.sampled_from(WORDS[1:]), st.integers(0, 2), st.booleans()))
+        spec["value"] = draw(
+            st.one_of(st.sampled_from(WORDS[1:]), st.integers(0, 2), st.booleans())
+        )
     spec["logic"] = draw(st.sampled_from(["and", "and", "or"]))
     return spec
 
@@ -177,9 +197,10 @@ def comparable(rows: list[dict], specs: list[dict]) -> bool:
     """Text comparisons against stored objects/arrays depend on each database's JSON
     spelling ({"k":1} vs {"k": 1}); those combinations are left out of the property."""
     for spec in specs:
-        if spec["operator"] in ("equals", "not_equals", "contains", "not_contains") and spec[
-            "type"
-        ] != "metric":
+        if (
+            spec["operator"] in ("equals", "not_equals", "contains", "not_contains")
+            and spec["type"] != "metric"
+        ):
             key = spec.get("field") if spec["type"] == "metadata" else RED_TEAM_KEYS[spec["type"]]
             if any(isinstance(r["metadata"].get(key), list | dict) for r in rows):
                 return False
@@ -192,7 +213,9 @@ counter = itertools.count()
 
 
 def store(rows: list[dict]):
-    eval_ = make_eval(prompts=1, id=f"eval-prop-2025-01-01T00:00:{next(counter):02d}x{connection.vendor}")
+    eval_ = make_eval(
+        prompts=1, id=f"eval-prop-2025-01-01T00:00:{next(counter):02d}x{connection.vendor}"
+    )
     results = []
     for index, row in enumerate(rows):
         grading = {"pass": row["success"], "score": 1.0 if row["success"] else 0.0, "reason": "",
@@ -269,7 +292,7 @@ def test_a_numeric_severity_filter_compares_the_stored_severity():
     connection.vendor == "sqlite",
     strict=True,
     reason="BUG (SQLite): a metadata key holding a double quote is unreachable: the JSON path "
-    "is built with json.dumps (`$.\"q\\\"t\"`) and SQLite's path syntax has no escapes, so "
+    'is built with json.dumps (`$."q\\"t"`) and SQLite\'s path syntax has no escapes, so '
     "equals/exists never match it (PostgreSQL passes the key as a parameter and matches)",
 )
 def test_a_metadata_key_with_a_double_quote_can_be_filtered():
