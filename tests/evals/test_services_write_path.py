@@ -113,3 +113,16 @@ def test_results_for_a_prompt_index_beyond_the_prompts_get_a_stats_row():
         {"m": 1.5},
         {"m": 2.0},
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{}, {"a": []}, [], {"é✓": '\u2028 "q" \\ \n'}, {"f": [1e-07, 2.5, 10**30, -0.0]}, "s", 3],
+)
+def test_the_json_adapter_writes_what_django_would(value):
+    expected = connection.ops.adapt_json_value(value, None)
+    written = services._json_adapter()(value)
+    if connection.vendor == "sqlite":
+        assert written == expected
+    else:
+        assert written.obj == expected.obj
