@@ -173,13 +173,28 @@ class SignalWatcher:
 
         async def rejoin() -> None:
             while True:
-                await layer.group_add(SIGNALS_GROUP, channel)
+                try:
+                    await layer.group_add(SIGNALS_GROUP, channel)
+                except Exception:
+                    logger.warning("Could not join %s; retrying", SIGNALS_GROUP, exc_info=True)
+                    await asyncio.sleep(5)
+                    continue
                 await asyncio.sleep(REJOIN_SECONDS)
 
         keeper = asyncio.get_running_loop().create_task(rejoin())
+        pause = 0.5
         try:
             while True:
-                message = await layer.receive(channel)
+                try:
+                    message = await layer.receive(channel)
+                except Exception:
+                    # Redis restarting or a dropped connection: the file watcher still
+                    # covers this host; retry with backoff instead of dying.
+                    logger.warning("Live updates from Redis paused", exc_info=True)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 30)
+                    continue
+                pause = 0.5
                 eval_id = message.get("eval_id")
                 if isinstance(eval_id, str) and eval_id:
                     self.note(eval_id)

@@ -1,0 +1,69 @@
+"""Browser tests: a real daphne (websockets need ASGI) and headless Debian Chromium.
+
+They run on the SQLite file in the server's own ALCHEMY_HOME whatever DATABASE_URL the
+test run has: the server, the seeding and the writer are separate processes that must
+share one committed database, and a per-run PostgreSQL database would need creating and
+dropping outside pytest-django's test-database machinery.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import servers
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("e2e-home")
+    home.chmod(0o700)
+    return home
+
+
+@pytest.fixture(scope="module")
+def live_server_url(server_home):
+    servers.migrate(server_home)
+    with servers.daphne(server_home) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def seeded_eval(server_home, live_server_url) -> str:
+    return servers.seed_eval(server_home, tests=60)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server_url, seeded_eval):
+    """A logged-in page (through the real login form)."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{live_server_url}/accounts/login/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", servers.PASSWORD)
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(f"{live_server_url}/")
+    yield page
+    context.close()
