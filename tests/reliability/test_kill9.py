@@ -84,7 +84,7 @@ def kill_imports(proc_db: ProcDb, tmp_path, *, kills: int, tests: int) -> None:
     path = tmp_path / "big.jsonl"
     write_jsonl(path, eval_id, tests)
     log = []
-    for attempt in range(kills):
+    for _ in range(kills):
         lines = rng.randint(1, 2)
         proc = start(proc_db, "import_promptfoo", str(path), "--force")
         read = kill_after(proc, lines, "results (")
@@ -130,7 +130,7 @@ def kill_evals(proc_db: ProcDb, tmp_path, *, kills: int, tests: int) -> None:
     )
     config.write_text(CONFIG.format(tests=body))
     log, eval_id = [], None
-    for attempt in range(kills):
+    for _ in range(kills):
         decile = rng.randint(1, 8)
         args = ["--resume", eval_id] if eval_id else [str(config)]
         proc = start(proc_db, "eval", *args, "-j", "2")
