@@ -20,7 +20,7 @@ from tests.e2e import servers
 
 # channels-redis blocks 5 s in BZPOPMIN; redis-py ≥ 6 also times sockets out at 5 s by
 # default, so the layer needs a longer socket timeout (see the report on settings).
-REDIS_URL = "redis://127.0.0.1:6379/7?socket_timeout=30"
+REDIS_URL = "redis://127.0.0.1:6379/7"
 
 pytestmark = pytest.mark.slow
 
