@@ -41,7 +41,9 @@ def seeded_eval(server_home, live_server_url) -> str:
     return servers.seed_eval(server_home, tests=60)
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this thread while
+# it lives, which would break later tests that call asyncio.run().
+@pytest.fixture(scope="module")
 def browser():
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
