@@ -70,14 +70,14 @@ print(json.dumps({}))
 """
 VERIFY = """
 import json, sys
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from evals.models import Eval, EvalPromptStats, EvalResult
 out = {}
 for eval_id in sys.argv[1].split(","):
     rows = EvalResult.objects.filter(eval_id=eval_id)
     recomputed = {
         r["prompt_idx"]: r for r in rows.order_by().values("prompt_idx").annotate(
-            n=Count("id"), passes=Sum("success"), latency=Sum("latency_ms"), score=Sum("score"))
+            n=Count("id"), passes=Count("id", filter=Q(success=True)), latency=Sum("latency_ms"), score=Sum("score"))
     }
     mismatches = []
     for s in EvalPromptStats.objects.filter(eval_id=eval_id):

@@ -22,13 +22,13 @@ from tests.reliability.conftest import ProcDb
 
 RECOMPUTE = """
 import json
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from evals.models import Eval, EvalPromptStats, EvalResult
 out = {}
 for eval_ in Eval.objects.filter(pk__startswith=PREFIX):
     rows = EvalResult.objects.filter(eval=eval_)
     sums = {r["prompt_idx"]: r for r in rows.order_by().values("prompt_idx").annotate(
-        n=Count("id"), passes=Sum("success"), latency=Sum("latency_ms"))}
+        n=Count("id"), passes=Count("id", filter=Q(success=True)), latency=Sum("latency_ms"))}
     bad = []
     for s in EvalPromptStats.objects.filter(eval=eval_):
         r = sums.get(s.prompt_idx, {"n": 0, "passes": 0, "latency": 0})
