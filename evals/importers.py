@@ -81,18 +81,57 @@ def is_sqlite(path: Path) -> bool:
 
 
 def is_jsonl(path: Path) -> bool:
+    """Several lines, the first one a complete JSON object.
+
+    Never holds the first line in memory: a compact (one-line) export is one line of
+    the whole file, and reading it whole cost twice the file size in peak memory.
+    """
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         return True
     with path.open("rb") as handle:
-        first = handle.readline().strip()
-        rest = handle.read(64).strip()
-    if not first.startswith(b"{") or not rest:
-        return False
-    try:
-        json.loads(first)
-    except ValueError:
-        return False
+        length = _first_line_length(handle)
+        if length is None or not handle.read(64).strip():
+            return False
+        handle.seek(0)
+        try:
+            events = ijson.basic_parse(_Bounded(handle, length), use_float=True)
+            first = next(events, None)
+            if first is None or first[0] != "start_map":
+                return False
+            for _ in events:
+                pass
+        except ijson.JSONError:
+            return False
     return True
+
+
+def _first_line_length(handle: BinaryIO) -> int | None:
+    """Bytes up to and including the first newline (the handle is left there), or None."""
+    length = 0
+    while chunk := handle.read(LINE_SCAN_CHUNK):
+        newline = chunk.find(b"\n")
+        if newline != -1:
+            length += newline + 1
+            handle.seek(length)
+            return length
+        length += len(chunk)
+    return None
+
+
+LINE_SCAN_CHUNK = 1 << 20
+
+
+class _Bounded:
+    """The first `limit` bytes of a binary file, for a streaming parser."""
+
+    def __init__(self, handle: BinaryIO, limit: int) -> None:
+        self.handle, self.left = handle, limit
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        data = self.handle.read(size)
+        self.left -= len(data)
+        return data
 
 
 def import_path(
