@@ -50,6 +50,14 @@ class AddResultsOutcome:
     skipped: int
 
 
+def _publish_after_commit(eval_id: str) -> None:
+    """Tell servers on other hosts over Redis, once the write commits (a no-op without Redis)."""
+    # Imported here: evals.live imports evals.watcher, which imports this module.
+    from evals.live import publish_update
+
+    transaction.on_commit(lambda: publish_update(eval_id))
+
+
 def new_eval_id(created_at: datetime | None = None) -> str:
     """A promptfoo-style id: `eval-XYZ-YYYY-MM-DDTHH:MM:SS` (UTC)."""
     when = (created_at or timezone.now()).astimezone(UTC)
@@ -74,6 +82,24 @@ def validate_eval_id(eval_id: str) -> str:
     if "/" in eval_id or any(ch.isspace() for ch in eval_id):
         raise Invalid(f"Eval id {eval_id!r} must not contain slashes or whitespace.", field="id")
     return eval_id
+
+
+def _reject_non_finite(value: Any, where: str) -> None:
+    """Raise Invalid naming the first NaN or ±Infinity inside `value`.
+
+    JSON has no spelling for them: SQLite's JSON_VALID check and PostgreSQL's jsonb both
+    refuse them at insert time. Walked with a stack, not recursion, so a deeply nested
+    value that json.loads accepted can't overflow here.
+    """
+    stack = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise Invalid(f"{path} must be a finite number, got {item!r}.", field=path)
+        if isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}") for k, v in item.items())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
 
 
 def derive_vars(tests: Iterable[dict] | None) -> list[str]:
@@ -113,6 +139,11 @@ def create_eval(
             raise Invalid(f"prompts[{index}] needs a string 'raw'.", index=index, field="raw")
     if tests is not None and not isinstance(tests, list):
         raise Invalid("tests must be a list.", field="tests")
+    _reject_non_finite(config, "config")
+    _reject_non_finite(tests, "tests")
+    for index, prompt in enumerate(prompts):
+        extras = {k: v for k, v in prompt.items() if k not in PROMPT_COLUMNS}
+        _reject_non_finite(extras, f"prompts[{index}]")
     tags = tags or {}
     if not isinstance(tags, dict):
         raise Invalid("tags must be an object of name → value.", field="tags")
@@ -527,6 +558,7 @@ def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noq
         setattr(eval, name, value)
     eval.test_count = (eval.test_count or 0) + len(new_tests)
     transaction.on_commit(lambda: write_signal(eval.id, now))
+    _publish_after_commit(eval.id)
     return AddResultsOutcome(stored=len(fresh_rows), skipped=len(rows) - len(fresh_rows))
 
 
@@ -696,6 +728,7 @@ def complete_eval(
     for name, value in updates.items():
         setattr(eval, name, value)
     transaction.on_commit(lambda: write_signal(eval.id, now))
+    _publish_after_commit(eval.id)
     return eval
 
 
@@ -729,6 +762,7 @@ def delete_eval(*, eval: Eval) -> None:  # noqa: A002
         Eval.objects.filter(pk=eval.pk).delete()
     eval_id = eval.id
     transaction.on_commit(lambda: write_signal(eval_id))
+    _publish_after_commit(eval_id)
 
 
 def _delete_results(eval_id: str) -> None:
@@ -816,4 +850,5 @@ def rate_result(
         _apply_contributions(eval.id, {row.prompt_idx: delta})
         search.index_results(eval_id=eval.id, results=[row])
     transaction.on_commit(lambda: write_signal(eval.id))
+    _publish_after_commit(eval.id)
     return row

@@ -1,8 +1,8 @@
 """Two daphne processes sharing Redis: a write on one host reaches sockets on the other.
 
 Servers A and B share one database but not a signal file (each has its own ALCHEMY_HOME,
-as two hosts would), so B can only learn of a write through Redis: the writer's
-`evals.live.publish_update`, received by B's watcher.
+as two hosts would), so B can only learn of a write through Redis: add_results publishes
+after commit (`evals.live.publish_update`) and B's watcher receives it.
 """
 
 from __future__ import annotations
@@ -120,7 +120,6 @@ def test_a_write_elsewhere_reaches_a_socket_on_another_server_through_redis(tmp_
                 eval_id,
                 start=5,
                 stop=8,
-                extra="from evals.live import publish_update\npublish_update(eval_.id)",
                 **shared,
             )
             grown = lambda m: m.get("result_count") == 16  # noqa: E731

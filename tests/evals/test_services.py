@@ -265,6 +265,40 @@ def test_delete_eval_keeps_its_traces():
     assert trace.eval_id is None
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "path"),
+    [
+        ({"config": {"t": float("nan")}}, "config.t"),
+        ({"config": {"a": [1, {"b": float("inf")}]}}, "config.a[1].b"),
+        ({"tests": [{"vars": {"x": float("-inf")}}]}, "tests[0].vars.x"),
+        (
+            {"prompts": [prompt(), {**prompt(), "temperature": float("nan")}]},
+            "prompts[1].temperature",
+        ),
+    ],
+)
+def test_create_eval_refuses_non_finite_numbers_naming_where(kwargs, path):
+    with pytest.raises(Invalid) as caught:
+        services.create_eval(**{"config": {}, "prompts": [prompt()], **kwargs})
+    assert caught.value.details["field"] == path
+    assert not Eval.objects.exists()
+
+
+def test_writes_publish_the_eval_to_other_servers_after_commit(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    published = []
+    monkeypatch.setattr("evals.live.publish_update", published.append)
+    eval_ = make_eval()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.add_results(eval=eval_, results=grid(1))
+        row = EvalResult.objects.filter(eval=eval_).first()
+        services.rate_result(eval=eval_, result_id=row.pk, passed=True, reason="ok", author="a")
+        services.complete_eval(eval=eval_)
+        services.delete_eval(eval=eval_)
+    assert published == [eval_.id] * 4
+
+
 def test_create_eval_validates_prompts():
     with pytest.raises(Invalid) as caught:
         services.create_eval(config={}, prompts=[prompt(), {"label": "no raw"}])

@@ -85,16 +85,10 @@ def test_non_finite_numbers_in_results_are_refused(http, eval_, literal):
     assert not EvalResult.objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: NaN/Infinity inside an eval's config (or tests/prompts extras) is a 500: "
-    "create_eval checks only that config is a dict, and the JSON column refuses NaN "
-    "(SQLite: CHECK JSON_VALID IntegrityError; evals/services.py create_eval)",
-)
 def test_non_finite_numbers_in_an_eval_config_are_refused(http):
     body = '{"id": "eval-nan-2025-01-01T00:00:00", "prompts": [{"raw": "p"}], "config": {"t": NaN}}'
     response = post(http, "/api/evals", body)
-    assert_refused(response)
+    assert "config.t" in assert_refused(response)["detail"]
     assert not Eval.objects.exists()
 
 
