@@ -68,6 +68,14 @@ def http_error(request: HttpRequest, exc: HttpError):
     return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
 
 
+@api.exception_handler(RecursionError)
+def recursion_error(request: HttpRequest, exc: RecursionError):
+    # Parsing or walking a deeply nested body: the client's input, not a server fault.
+    return api.create_response(
+        request, {"detail": "The request is nested too deeply."}, status=HTTPStatus.BAD_REQUEST
+    )
+
+
 @api.exception_handler(DatabaseError)
 def database_error(request: HttpRequest, exc: DatabaseError):
     text = str(exc).lower()

@@ -85,6 +85,8 @@ def add_results(request: HttpRequest, eval_id: str):
     # the first bad one by index and field, and a 10k batch skips a second validation pass.
     try:
         payload = json.loads(request.body or b"null")
+    except RecursionError:
+        raise Invalid("The body is nested too deeply to be a list of results.") from None
     except ValueError:
         raise Invalid("The body must be JSON: a list of results or {results: [...]}.") from None
     if isinstance(payload, dict):

@@ -3,6 +3,10 @@
 Field names and values are always bound parameters (JSON paths are passed as parameters,
 never spliced into SQL). Unlike promptfoo, `logic: "or"` really means OR: filters combine
 with the usual precedence (AND binds tighter than OR), so `a AND b OR c` is `(a AND b) OR c`.
+
+Metric filters compare numbers: they take equals, not_equals, gt, gte, lt, lte, exists and
+not_exists; contains/not_contains on a metric is refused. A key is present when it holds a
+value that is not JSON null and not an empty or blank (whitespace-only) string.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, Count, FloatField, Q, Subquery
+from django.db.models import BooleanField, Count, FloatField, Q, Subquery, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Lower
@@ -39,6 +43,9 @@ OPERATORS = (
 )  # fmt: skip
 NUMERIC = {"gt": GreaterThan, "gte": GreaterThanOrEqual, "lt": LessThan, "lte": LessThanOrEqual}
 RED_TEAM_KEYS = {"plugin": "pluginId", "strategy": "strategyId", "severity": "severity"}
+METRIC_OPERATORS = ("equals", "not_equals", "gt", "gte", "lt", "lte", "exists", "not_exists")
+# ASCII whitespace, what str.strip() removes from ASCII text; SQL's trim() takes spaces only.
+BLANK = " \t\n\r\f\v"
 TABLE = EvalResult._meta.db_table
 MAX_FILTERS = 50
 
@@ -61,12 +68,7 @@ def parse_filters(raw: Any) -> list[FilterSpec]:
     if raw in (None, "", []):
         return []
     if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise Invalid(
-                "filters must be a JSON list of filter objects.", field="filters"
-            ) from None
+        raw = _loads(raw)
     if isinstance(raw, dict):
         raw = [raw]
     if not isinstance(raw, list):
@@ -77,8 +79,8 @@ def parse_filters(raw: Any) -> list[FilterSpec]:
     for index, item in enumerate(raw):
         if isinstance(item, str):
             try:
-                item = json.loads(item)
-            except ValueError:
+                item = _loads(item)
+            except Invalid:
                 item = None
         if not isinstance(item, dict):
             raise Invalid(f"filters[{index}] must be an object.", index=index, field="filters")
@@ -103,6 +105,13 @@ def parse_filters(raw: Any) -> list[FilterSpec]:
         if kind in ("metadata", "metric") and (not isinstance(field, str) or not field):
             raise Invalid(
                 f"filters[{index}].field must name a {kind} key.", index=index, field="field"
+            )
+        if kind == "metric" and operator not in METRIC_OPERATORS:
+            raise Invalid(
+                f"filters[{index}]: metric filters compare numbers; they take "
+                f"{', '.join(METRIC_OPERATORS)}, not {operator}.",
+                index=index,
+                field="filters",
             )
         value = item.get("value")
         if operator in NUMERIC or (kind == "metric" and operator in ("equals", "not_equals")):
@@ -130,19 +139,40 @@ def parse_filters(raw: Any) -> list[FilterSpec]:
     return specs
 
 
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise Invalid("filters are nested too deeply.", field="filters") from None
+    except ValueError:
+        raise Invalid("filters must be a JSON list of filter objects.", field="filters") from None
+
+
 def json_path(*keys: str) -> str:
     return "$" + "".join(f".{json.dumps(key)}" for key in keys)
+
+
+def sqlite_key(column: str, *keys: str) -> tuple[str, str, str]:
+    """SQLite SQL for the JSON type and the SQL value at `keys`, and the one parameter each takes.
+
+    SQLite's JSON paths have no escapes, so a path can't name a key holding `"`; such a
+    top-level key is looked up with json_each, whose `key` column is the decoded key.
+    """
+    col = f'"{TABLE}"."{column}"'
+    if len(keys) == 1 and '"' in keys[0]:
+        each = f"(SELECT j.{{}} FROM json_each({col}) AS j WHERE j.key = %s)"
+        return each.format("type"), each.format("value"), keys[0]
+    return f"json_type({col}, %s)", f"json_extract({col}, %s)", json_path(*keys)
 
 
 def json_number(column: str, *keys: str) -> RawSQL:
     """A JSON value as a float when it is a JSON number, else NULL (never a cast error)."""
     col = f'"{TABLE}"."{column}"'
     if connection.vendor == "sqlite":
-        path = json_path(*keys)
+        kind, value, param = sqlite_key(column, *keys)
         return RawSQL(
-            f"CASE WHEN json_type({col}, %s) IN ('integer', 'real') "
-            f"THEN json_extract({col}, %s) END",
-            [path, path],
+            f"CASE WHEN {kind} IN ('integer', 'real') THEN {value} END",
+            [param, param],
             output_field=FloatField(),
         )
     return RawSQL(
@@ -155,50 +185,54 @@ def json_number(column: str, *keys: str) -> RawSQL:
 def json_present(column: str, key: str) -> Q:
     """The key holds a value: not missing, not JSON null, not an empty/blank string.
 
-    `[]`, `{}`, `0` and `false` are values and count as present.
+    Blank means only whitespace (BLANK). `[]`, `{}`, `0` and `false` are values and count
+    as present.
     """
     col = f'"{TABLE}"."{column}"'
     if connection.vendor == "sqlite":
-        path = json_path(key)
+        kind, value, param = sqlite_key(column, key)
         sql = (
-            f"coalesce(json_type({col}, %s) NOT IN ('null', 'text') OR "
-            f"(json_type({col}, %s) = 'text' AND trim(json_extract({col}, %s)) != ''), 0)"
+            f"coalesce({kind} NOT IN ('null', 'text') OR "
+            f"({kind} = 'text' AND trim({value}, %s) != ''), 0)"
         )
-        params = [path, path, path]
+        params = [param, param, param, BLANK]
     else:
         sql = (
             f"coalesce(jsonb_typeof({col} -> %s) NOT IN ('null', 'string') OR "
-            f"(jsonb_typeof({col} -> %s) = 'string' AND trim({col} ->> %s) != ''), false)"
+            f"(jsonb_typeof({col} -> %s) = 'string' AND btrim({col} ->> %s, %s) != ''), false)"
         )
-        params = [key, key, key]
+        params = [key, key, key, BLANK]
     return Q(RawSQL(sql, params, output_field=BooleanField()))
 
 
-def _text(spec: FilterSpec):
-    if spec.type == "metadata":
-        return KeyTextTransform(spec.field, "metadata")
-    if spec.type == "metric":
-        return KeyTextTransform(spec.field, "named_scores")
-    return KeyTextTransform(RED_TEAM_KEYS[spec.type], "metadata")
+def json_text(column: str, key: str):
+    """A top-level key's value as text; JSON true/false/null read as "true"/"false"/"null"."""
+    if connection.vendor != "sqlite":
+        return KeyTextTransform(key, column)
+    # Django's KeyTextTransform, spelled out so that keys holding `"` work too (sqlite_key).
+    kind, value, param = sqlite_key(column, key)
+    return RawSQL(
+        f"CASE WHEN {kind} IN ('null', 'true', 'false') THEN {kind} ELSE {value} END",
+        [param, param, param],
+        output_field=TextField(),
+    )
 
 
 def _condition(spec: FilterSpec) -> Q:
-    text = _text(spec)
-    present = json_present(
-        "named_scores" if spec.type == "metric" else "metadata",
-        spec.field if spec.type in ("metadata", "metric") else RED_TEAM_KEYS[spec.type],
-    )
+    column = "named_scores" if spec.type == "metric" else "metadata"
+    key = RED_TEAM_KEYS.get(spec.type, spec.field)
+    present = json_present(column, key)
     if spec.operator == "exists":
         return present
     if spec.operator == "not_exists":
         return ~present
     if spec.operator in NUMERIC or spec.type == "metric":
-        column = "named_scores" if spec.type == "metric" else "metadata"
-        number = json_number(column, spec.field)
+        number = json_number(column, key)
         if spec.operator in NUMERIC:
             return Q(NUMERIC[spec.operator](number, spec.value))
         match = Q(Exact(number, spec.value))
         return match if spec.operator == "equals" else ~match | Q(IsNull(number, True))
+    text = json_text(column, key)
     value = spec.value
     if spec.operator in ("equals", "not_equals"):
         match = Q(Exact(Lower(text), value.lower()))

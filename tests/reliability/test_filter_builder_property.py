@@ -10,6 +10,7 @@ The reference below is written from evals/filters.py's docstrings and the issue:
   the family's members ("harmful" matches "harmful:hate");
 - the negations also select rows where the key has no text at all;
 - gt/gte/lt/lte and metric equals compare JSON numbers only (never a boolean or text);
+  metric filters refuse contains/not_contains (test_bad_input), so none are generated;
 - AND binds tighter than OR; modes failures/passes/errors/highlights as named.
 Runs on SQLite and on PostgreSQL (DATABASE_URL).
 """
@@ -32,9 +33,9 @@ from tests.evals.factories import make_eval
 
 pytestmark = pytest.mark.django_db
 
-META_KEYS = ["a", "b.c", "x y", "$", "pluginId", "strategyId", "severity"]
+META_KEYS = ["a", "b.c", "x y", "$", 'q"t', "pluginId", "strategyId", "severity"]
 METRIC_KEYS = ["acc", "q.s"]
-WORDS = ["", " ", "a", "A", "ab", "harmful", "Harmful", "harmful:hate", "harmfulx", "1", "true"]
+WORDS = ["", " ", "\t\n", "a", "A", "ab", "harmful", "Harmful", "harmful:hate", "harmfulx", "1", "true"]
 RED_TEAM_KEYS = {"plugin": "pluginId", "strategy": "strategyId", "severity": "severity"}
 NUMERIC = {"gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__, "lte": float.__le__}
 MISSING = object()
@@ -90,9 +91,7 @@ def filter_specs(draw) -> dict[str, Any]:
         )  # fmt: skip
     )
     if kind == "metric" and operator in ("contains", "not_contains"):
-        operator = "equals"  # text operators on metrics: see the hand-written bug test below
-    if kind in RED_TEAM_KEYS and operator in NUMERIC:
-        operator = "exists"  # numeric operators on red-team keys: see the bug test below
+        operator = "equals"  # metrics compare numbers: text operators are refused (422)
     spec: dict[str, Any] = {"type": kind, "operator": operator}
     if kind == "metadata":
         spec["field"] = draw(st.sampled_from(META_KEYS))
@@ -276,37 +275,20 @@ def row(**metadata: Any) -> dict:
     return {"success": True, "error": False, "metadata": metadata, "named": {}, "comment": None}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: evals/filters.py _condition passes spec.field (always '' for plugin/strategy/"
-    "severity filters) to json_number, so gt/gte/lt/lte on a red-team key read "
-    "metadata[''] instead of metadata['severity'] and select nothing",
-)
 def test_a_numeric_severity_filter_compares_the_stored_severity():
     rows = [row(severity=-2), row(severity=3)]
     specs = [{"type": "severity", "operator": "lt", "value": -1, "logic": "and"}]
     assert selected(store(rows), "all", specs) == reference(rows, "all", specs) == {0}
 
 
-@pytest.mark.xfail(
-    connection.vendor == "sqlite",
-    strict=True,
-    reason="BUG (SQLite): a metadata key holding a double quote is unreachable: the JSON path "
-    'is built with json.dumps (`$."q\\"t"`) and SQLite\'s path syntax has no escapes, so '
-    "equals/exists never match it (PostgreSQL passes the key as a parameter and matches)",
-)
 def test_a_metadata_key_with_a_double_quote_can_be_filtered():
+    """SQLite's JSON paths can't name such a key; the builder looks it up with json_each."""
     rows = [row(**{'q"t': "a"}), row(a="a")]
     for operator in ("equals", "exists"):
         specs = [{"type": "metadata", "field": 'q"t', "operator": operator, "value": "a"}]
         assert selected(store(rows), "all", specs) == {0}, operator
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: json_present treats a tab- or newline-only string as present: SQL trim() "
-    "strips spaces only, while the documented rule is 'not an empty/blank string'",
-)
 def test_a_whitespace_only_value_is_not_present():
     rows = [row(a="\t"), row(a="\n "), row(a="x")]
     specs = [{"type": "metadata", "field": "a", "operator": "exists"}]
