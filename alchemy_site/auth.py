@@ -79,5 +79,7 @@ class HeaderKeyAuth(APIKeyHeader):
         return user_for_key(request, key) if key else None
 
 
-# Session (browser, CSRF-checked for writes) or an API key in either header.
-api_auth = [SessionAuth(), BearerKeyAuth(), HeaderKeyAuth()]
+# An API key in either header, else the browser's session. Keys come first: ninja's
+# session auth checks CSRF as soon as it is tried, which would refuse every key-only
+# write from curl, promptfoo or an SDK.
+api_auth = [BearerKeyAuth(), HeaderKeyAuth(), SessionAuth()]

@@ -184,15 +184,6 @@ def test_page_forms_refuse_posts_without_a_csrf_token(user, rated_eval):
     assert row.values().get() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: API writes with a valid API key answer 403 'CSRF check Failed' to any real "
-    "client (curl, httpx, promptfoo): alchemy_site/auth.py lists SessionAuth first, and "
-    "ninja's APIKeyCookie checks CSRF before the Bearer/X-API-Key auths are tried. Django's "
-    "test Client skips CSRF, so the suite never saw it. Repro: curl -X POST -H "
-    "'Authorization: Bearer alc_…' -H 'Content-Type: application/json' -d '[]' "
-    "http://127.0.0.1:8000/api/evals/<id>/results → 403.",
-)
 @pytest.mark.parametrize("header", ["HTTP_AUTHORIZATION", "HTTP_X_API_KEY"])
 def test_api_writes_with_a_valid_key_need_no_csrf_token(user, header):
     eval_ = factories.make_eval(prompts=1)
