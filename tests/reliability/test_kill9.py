@@ -157,11 +157,11 @@ def kill_evals(proc_db: ProcDb, tmp_path, *, kills: int, tests: int) -> None:
 
 
 def test_an_import_killed_at_random_points_leaves_a_sound_database(proc_db, tmp_path):
-    kill_imports(proc_db, tmp_path, kills=3, tests=4_000)
+    kill_imports(proc_db, tmp_path, kills=2, tests=2_000)
 
 
 def test_an_eval_killed_at_random_points_resumes_to_the_full_result(proc_db, tmp_path):
-    kill_evals(proc_db, tmp_path, kills=3, tests=200)
+    kill_evals(proc_db, tmp_path, kills=2, tests=120)
 
 
 @pytest.mark.slow
