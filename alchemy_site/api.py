@@ -13,6 +13,12 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from alchemy_site.auth import api_auth
 from alchemy_site.errors import ServiceError
 
+# Paging bounds for every list endpoint: an OFFSET past a 64-bit integer is a database
+# error (SQLite "datatype mismatch", PostgreSQL "bigint out of range"), and no table here
+# comes near 2**31 rows.
+MAX_OFFSET = 2**31 - 1
+MAX_LIMIT = 500
+
 
 def require_api_auth(view):
     """Guard the OpenAPI schema and docs with the same auth as the endpoints."""

@@ -10,8 +10,9 @@ import json
 from http import HTTPStatus
 
 from django.http import HttpRequest, StreamingHttpResponse
-from ninja import Query, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
+from alchemy_site.api import MAX_LIMIT, MAX_OFFSET
 from alchemy_site.errors import Invalid, NotFound
 from evals import exporters, selectors, services
 from evals.models import EvalResult
@@ -37,8 +38,8 @@ class ListParams(Schema):
     author: str = ""
     status: str = ""
     date: str = ""
-    offset: int = 0
-    limit: int = 50
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
 
 
 class FilterParams(Schema):
@@ -48,8 +49,8 @@ class FilterParams(Schema):
 
 
 class TableParams(FilterParams):
-    offset: int = 0
-    limit: int = 50
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
 
 
 @router.get("", response=EvalListOut)

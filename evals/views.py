@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from alchemy_site.api import MAX_OFFSET
 from alchemy_site.errors import Invalid, NotFound
 from evals import selectors, services
 from evals.filters import MODES
@@ -33,7 +34,7 @@ BLOB_RE = re.compile(r"promptfoo://blob/([0-9a-fA-F]{64})")
 
 def _int(value: str | None, default: int, *, lowest: int = 0) -> int:
     try:
-        return max(int(value or default), lowest)
+        return min(max(int(value or default), lowest), MAX_OFFSET)
     except ValueError:
         return default
 

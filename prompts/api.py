@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from ninja import Query, Router
 from ninja.responses import Status
 
+from alchemy_site.api import MAX_LIMIT
 from prompts import learning, lifecycle, selectors, services
 from prompts.models import LearningPattern, PatternType
 from prompts.schemas import (
@@ -89,12 +90,12 @@ def list_patterns(
     request: HttpRequest,
     pattern_type: Literal[tuple(PatternType.values)] | None = None,  # type: ignore[valid-type]
     min_confidence: float = 0.0,
-    limit: int = 100,
+    limit: int = Query(100, ge=1, le=MAX_LIMIT),
 ):
     patterns = LearningPattern.objects.filter(confidence_score__gte=min_confidence)
     if pattern_type:
         patterns = patterns.filter(pattern_type=pattern_type)
-    return patterns.order_by("-confidence_score", "pattern_type", "pattern_key")[: min(limit, 500)]
+    return patterns.order_by("-confidence_score", "pattern_type", "pattern_key")[:limit]
 
 
 @router.get("/{uuid:prompt_id}", response=PromptDetail, summary="A prompt with its related rows")

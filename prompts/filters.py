@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import django_filters
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from alchemy_site.errors import Invalid
 from prompts.models import Persona, Phase, Prompt, Provider, SourceType, Tag
@@ -31,6 +33,15 @@ def text_match(query: str) -> Q:
     return condition
 
 
+class UTCIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """Compares in UTC: ISO 8601 allows offsets up to ±23:59, PostgreSQL only ±15:59."""
+
+    def filter(self, qs, value):
+        if value is not None and timezone.is_aware(value):
+            value = value.astimezone(UTC)
+        return super().filter(qs, value)
+
+
 class PromptFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="filter_q", label="Search")
     phase = django_filters.ChoiceFilter(choices=Phase.choices)
@@ -41,8 +52,8 @@ class PromptFilter(django_filters.FilterSet):
     tag = django_filters.CharFilter(method="filter_tag")
     session_id = django_filters.CharFilter()
     content_hash = django_filters.CharFilter()
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     min_relevance = django_filters.NumberFilter(field_name="relevance_score", lookup_expr="gte")
     archived = django_filters.BooleanFilter(method="filter_archived")
 

@@ -6,10 +6,12 @@ handler and cannot resolve string annotations from this module.
 
 from django.db.models import F
 from django.http import HttpRequest
-from ninja import Query, Router
+from ninja import Field, Query, Router, Schema
+from ninja.conf import settings as ninja_settings
 from ninja.errors import ValidationError
-from ninja.pagination import paginate
+from ninja.pagination import LimitOffsetPagination, paginate
 
+from alchemy_site.api import MAX_LIMIT, MAX_OFFSET
 from tracing import selectors
 from tracing.filters import TraceFilter
 from tracing.models import Trace
@@ -18,13 +20,21 @@ from tracing.schemas import TraceDetailOut, TraceFilters, TraceOut
 router = Router(tags=["tracing"])
 
 
+class BoundedPagination(LimitOffsetPagination):
+    """ninja's limit/offset paging with an upper bound on offset (see MAX_OFFSET)."""
+
+    class Input(Schema):
+        limit: int = Field(ninja_settings.PAGINATION_PER_PAGE, ge=1, le=MAX_LIMIT)
+        offset: int = Field(0, ge=0, le=MAX_OFFSET)
+
+
 def filtered_traces(data) -> TraceFilter:
     queryset = Trace.objects.order_by(F("started_at").desc(nulls_last=True), "-id")
     return TraceFilter(data, queryset=queryset)
 
 
 @router.get("", response=list[TraceOut], url_name="traces")
-@paginate
+@paginate(BoundedPagination)
 def list_traces(request: HttpRequest, filters: Query[TraceFilters]):
     filterset = filtered_traces(filters.dict(exclude_none=True))
     if not filterset.is_valid():

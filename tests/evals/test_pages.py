@@ -102,6 +102,14 @@ def test_the_list_paginates(logged_in_client):
     assert "Page 2 of 2" in second.content.decode()
 
 
+def test_an_offset_past_any_page_shows_an_empty_page_not_a_server_error(
+    logged_in_client, eval_with_results
+):
+    for url in (reverse("evals:list"), reverse("evals:detail", args=[eval_with_results.id])):
+        response = logged_in_client.get(url, {"offset": 10**25, "limit": 10**25})
+        assert response.status_code == HTTPStatus.OK, url
+
+
 def test_the_list_page_makes_a_constant_number_of_queries(
     logged_in_client, django_assert_max_num_queries
 ):
