@@ -13,9 +13,9 @@ from evals.selectors import eval_stats
 
 pytestmark = pytest.mark.django_db
 
-FIXTURE = (
-    Path(__file__).resolve().parents[3] / "shared" / "promptfoo-fixtures" / "sample-export.json"
-)
+# A real promptfoo export (MIT, see tests/fixtures/PROVENANCE.md), kept in the repo so the
+# suite does not depend on a folder beside the checkout.
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "promptfoo-sample-export.json"
 FIXTURE_ID = "eval-WJi-2025-10-01T20:08:11"
 
 
