@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import wraps
 from http import HTTPStatus
 
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import HttpRequest, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -91,6 +91,13 @@ def database_error(request: HttpRequest, exc: DatabaseError):
              "Free disk space and retry."},
             status=HTTPStatus.INSUFFICIENT_STORAGE,
         )
+    if isinstance(exc, DataError) and ("0x00" in text or "\\u0000" in text):
+        # PostgreSQL text and jsonb can't hold NUL ("NUL (0x00) bytes", "\u0000 cannot be
+        # converted to text"); RejectNulBytesMiddleware stops it in URLs, not in JSON bodies.
+        return JsonResponse(
+            {"detail": "Text values must not contain NUL (\\u0000) characters."},
+            status=HTTPStatus.UNPROCESSABLE_ENTITY,
+        )
     if "locked" in text or "busy" in text:
         return JsonResponse(
             {"detail": "The database is busy; nothing from this request was stored. Retry shortly."},
@@ -98,6 +105,16 @@ def database_error(request: HttpRequest, exc: DatabaseError):
             headers={"Retry-After": "1"},
         )
     raise exc
+
+
+def not_found(request: HttpRequest, rest: str) -> JsonResponse:
+    """Unknown /api/ paths (urls.py routes them here after the API): a JSON 404, not HTML.
+
+    A decoded `%2F` in an id lands here too, since no API route matches a slash in it.
+    """
+    return JsonResponse(
+        {"detail": f"No API endpoint at /api/{rest}."}, status=HTTPStatus.NOT_FOUND
+    )
 
 
 def mount_routers() -> None:
