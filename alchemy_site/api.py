@@ -82,10 +82,16 @@ def recursion_error(request: HttpRequest, exc: RecursionError):
     )
 
 
+def out_of_space(exc: DatabaseError) -> bool:
+    """SQLite's "database or disk is full", PostgreSQL's "No space left on device"."""
+    text = str(exc).lower()
+    return "full" in text or "no space" in text
+
+
 @api.exception_handler(DatabaseError)
 def database_error(request: HttpRequest, exc: DatabaseError):
     text = str(exc).lower()
-    if "full" in text or "no space" in text:
+    if out_of_space(exc):
         return JsonResponse(
             {"detail": "The database is out of space; nothing from this request was stored. "
              "Free disk space and retry."},

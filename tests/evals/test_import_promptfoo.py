@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import OperationalError
 
 from evals.models import Eval, EvalPrompt, EvalPromptStats, EvalResult
 from evals.selectors import eval_stats
@@ -193,3 +194,19 @@ def test_one_eval_can_be_picked_from_a_database(tmp_path):
 def test_a_missing_file_is_a_command_error(tmp_path):
     with pytest.raises(CommandError, match="not a file"):
         run(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        ("database or disk is full", "out of space; the eval being imported was not stored"),
+        ("server closed the connection", "not stored: server closed the connection"),
+    ],
+)
+def test_a_database_failure_is_a_command_error_that_says_what_happened(monkeypatch, error, message):
+    def fail(*args, **kwargs):
+        raise OperationalError(error)
+
+    monkeypatch.setattr("evals.management.commands.import_promptfoo.import_path", fail)
+    with pytest.raises(CommandError, match=message):
+        run(FIXTURE)

@@ -99,16 +99,8 @@ def test_a_full_disk_answers_507_keeps_committed_rows_and_recovers(full_disk):
     assert full_disk["import_after"][0] == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: on a full disk import_promptfoo and eval end with a raw OperationalError "
-    "('database or disk is full') and a traceback, not a CommandError: "
-    "evals/management/commands/import_promptfoo.py handle() catches only ImportFailed; "
-    "evals/management/commands/eval.py create() catches only ServiceError, and the "
-    "`except Exception` around runner.run() calls complete_eval(FAILED), which fails again",
-)
 @pytest.mark.parametrize("command", ["import", "eval"])
 def test_commands_on_a_full_disk_fail_with_a_command_error(full_disk, command):
     kind, message = full_disk[command]
     assert kind == "django.core.management.base.CommandError", (kind, message)
-    assert "full" in message or "space" in message
+    assert "out of space" in message and "Free disk space" in message

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
+from alchemy_site.api import out_of_space
 from alchemy_site.errors import ServiceError
 from evals import exporters
 from evals.evaluator import output
@@ -45,6 +48,13 @@ class Command(BaseCommand):
         parser.add_argument("--description", help="Overrides the config's description.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self.eval_: Eval | None = None
+        try:
+            self.run_eval(options)
+        except DatabaseError as exc:
+            raise CommandError(_database_problem(exc, self.eval_)) from exc
+
+    def run_eval(self, options: dict[str, Any]) -> None:
         self.progress_enabled = options["verbosity"] > 0
         self.check_output(options)
         # httpx logs every request at INFO; the progress bar is this command's output.
@@ -63,6 +73,7 @@ class Command(BaseCommand):
             self.stderr.write(self.style.WARNING(f"warning: {warning}"))
         if not options["no_write"] and eval_ is None:
             eval_ = self.create(config, options)
+        self.eval_ = eval_
 
         bar = output.ProgressBar(self.stdout, enabled=self.progress_enabled)
         runner = Runner(
@@ -76,7 +87,11 @@ class Command(BaseCommand):
             outcome = runner.run(skip=skip)
         except Exception as exc:
             if eval_ is not None:
-                complete_eval(eval=eval_, status=EvalStatus.FAILED)
+                # The database may be what failed (a full disk): keep the first error.
+                with contextlib.suppress(DatabaseError):
+                    complete_eval(eval=eval_, status=EvalStatus.FAILED)
+            if isinstance(exc, DatabaseError):
+                raise  # handle() explains it
             raise CommandError(f"The eval failed: {exc}") from exc
         finally:
             bar.finish()
@@ -202,6 +217,18 @@ class Command(BaseCommand):
         self.stdout.write(style(summary + "."))
         if eval_ is not None:
             self.stdout.write(f"Stored as {eval_.id} ({tally.stored} results).")
+
+
+def _database_problem(exc: DatabaseError, eval_: Eval | None) -> str:
+    full = out_of_space(exc)
+    problem = "The database is out of space" if full else f"The database failed ({exc})"
+    fix = "Free disk space, then" if full else "Once it is back,"
+    if eval_ is None:
+        return f"{problem}; no eval was created. {fix} run the command again."
+    return (
+        f"{problem}; results stored so far are kept. "
+        f"{fix} continue with: manage.py eval --resume {eval_.id}"
+    )
 
 
 def _config_problem(source: str, exc: ConfigError) -> str:

@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
+from alchemy_site.api import out_of_space
 from evals.importers import ImportFailed, import_path
 
 
@@ -49,6 +51,15 @@ class Command(BaseCommand):
             )
         except ImportFailed as exc:
             raise CommandError(f"Nothing imported. {exc}") from None
+        except DatabaseError as exc:
+            # Each eval imports in one transaction, so the one in progress is rolled back
+            # (from a promptfoo database, evals before it stay imported).
+            if out_of_space(exc):
+                raise CommandError(
+                    "The database is out of space; the eval being imported was not stored. "
+                    "Free disk space and retry."
+                ) from exc
+            raise CommandError(f"The eval being imported was not stored: {exc}") from exc
         elapsed = time.monotonic() - started
         for item in imported:
             skipped = f", {item.skipped} duplicates skipped" if item.skipped else ""

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.db import OperationalError
 
 from evals.evaluator import providers
 from evals.models import Eval, EvalPromptStats, EvalResult, EvalStatus, FailureReason
@@ -272,3 +273,23 @@ def test_no_write_can_still_write_promptfoos_envelope(tmp_path):
 def test_an_unsupported_output_format_is_refused_before_running(tmp_path):
     with pytest.raises(CommandError, match=r"must end in one of \.json, \.jsonl"):
         run(str(EXAMPLES / "echo-basics.yaml"), no_write=True, output=str(tmp_path / "out.html"))
+
+
+def disk_full(*args, **kwargs):
+    raise OperationalError("database or disk is full")
+
+
+def test_a_full_disk_before_the_eval_exists_is_a_command_error(monkeypatch):
+    monkeypatch.setattr("evals.management.commands.eval.create_eval", disk_full)
+    with pytest.raises(CommandError, match="out of space; no eval was created"):
+        run(str(EXAMPLES / "echo-basics.yaml"), verbosity=0)
+
+
+def test_a_full_disk_mid_run_keeps_the_first_error_and_says_how_to_resume(monkeypatch):
+    monkeypatch.setattr("evals.evaluator.runner.Runner.run", disk_full)
+    monkeypatch.setattr("evals.management.commands.eval.complete_eval", disk_full)
+    with pytest.raises(
+        CommandError, match="out of space; results stored so far are kept"
+    ) as caught:
+        run(str(EXAMPLES / "echo-basics.yaml"), verbosity=0)
+    assert f"manage.py eval --resume {the_eval().id}" in str(caught.value)
