@@ -6,7 +6,8 @@ from functools import wraps
 from http import HTTPStatus
 
 from django.db import DatabaseError, DataError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -113,14 +114,17 @@ def database_error(request: HttpRequest, exc: DatabaseError):
     raise exc
 
 
-def not_found(request: HttpRequest, rest: str) -> JsonResponse:
-    """Unknown /api/ paths (urls.py routes them here after the API): a JSON 404, not HTML.
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The project's handler404: a JSON 404 for unknown /api/ paths, Django's page elsewhere.
 
     A decoded `%2F` in an id lands here too, since no API route matches a slash in it.
+    (With DEBUG on, Django shows its technical 404 page instead, as for every path.)
     """
-    return JsonResponse(
-        {"detail": f"No API endpoint at /api/{rest}."}, status=HTTPStatus.NOT_FOUND
-    )
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": f"No API endpoint at {request.path}."}, status=HTTPStatus.NOT_FOUND
+        )
+    return defaults.page_not_found(request, exception)
 
 
 def mount_routers() -> None:

@@ -3,8 +3,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from alchemy_site import views
-from alchemy_site.api import api, not_found
+from alchemy_site.api import api
 from alchemy_site.login import RateLimitedLoginView
+
+handler404 = "alchemy_site.api.not_found"
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,7 +15,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
-    path("api/<path:rest>", not_found),
     path("v1/", include("tracing.urls_otlp")),
     path("prompts/", include("prompts.urls")),
     path("evals/", include("evals.urls")),

@@ -81,3 +81,9 @@ def test_unknown_api_paths_get_a_json_404_with_or_without_a_key(http, client, pa
         response = who.get(path)
         assert response.status_code == HTTPStatus.NOT_FOUND, path
         assert response.json()["detail"].startswith("No API endpoint"), path
+
+
+def test_unknown_page_paths_still_get_djangos_html_404(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert response["Content-Type"].startswith("text/html")
