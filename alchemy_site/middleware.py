@@ -26,7 +26,12 @@ class RejectNulBytesMiddleware:
 
     PostgreSQL text can't hold NUL, so one reaching a query is a DataError (a 500), and
     no stored name or id contains one: turn such requests away before any view runs.
+    Form fields are checked on pages only: the API and the OTLP receiver read the raw
+    body, which parsing a multipart form here would consume (the API answers a NUL in
+    a body with 422, see alchemy_site.api.database_error).
     """
+
+    RAW_BODY_PREFIXES = ("/api/", "/v1/")
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -36,7 +41,10 @@ class RejectNulBytesMiddleware:
             return self.refuse(
                 request, HTTPStatus.NOT_FOUND, "No resource has a NUL byte in its path."
             )
-        for data in (request.GET, request.POST):
+        fields = [request.GET]
+        if not request.path.startswith(self.RAW_BODY_PREFIXES):
+            fields.append(request.POST)
+        for data in fields:
             for key, values in data.lists():
                 if "\x00" in key or any("\x00" in value for value in values):
                     return self.refuse(

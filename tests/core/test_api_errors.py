@@ -44,6 +44,13 @@ def test_a_nul_byte_in_a_query_value_or_name_is_a_json_400(http, params):
     assert "NUL" in response.json()["detail"]
 
 
+def test_a_multipart_api_body_is_left_for_the_endpoint_to_read(http):
+    make_eval(id="eval-nul-2025-01-01T00:00:00")
+    response = http.post("/api/evals/eval-nul-2025-01-01T00:00:00/results", {"a": "b\x00"})
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "JSON" in response.json()["detail"]
+
+
 def test_a_nul_byte_in_a_page_query_or_form_is_a_plain_400(client, django_user_model):
     client.force_login(django_user_model.objects.create_user("nul"))
     assert client.get("/evals/", {"search": "a\x00"}).status_code == HTTPStatus.BAD_REQUEST
