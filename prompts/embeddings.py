@@ -216,31 +216,44 @@ class VectorIndex:
             matrix = np.zeros((0, 0), dtype=np.float32)
         return _Matrix(version_now, ids, {pk: i for i, pk in enumerate(ids)}, matrix)
 
-    def top_k(
-        self, *, model: str, query: np.ndarray, candidate_ids: list | None, limit: int
-    ) -> list[tuple[object, float]]:
-        """(prompt id, cosine) pairs, best first, among `candidate_ids` (None: all)."""
+    def scores(self, *, model: str, query: np.ndarray) -> tuple[_Matrix, np.ndarray] | None:
+        """The current matrix of `model` and every row's cosine with `query` (None: no rows)."""
         entry = self.get(model)
         if entry is None or not entry.ids:
-            return []
+            return None
         if entry.matrix.shape[1] != query.size:
             raise Invalid(
                 f"Embedding model {model!r} has {entry.matrix.shape[1]} dimensions; "
                 f"the query vector has {query.size}."
             )
-        if candidate_ids is None:
-            positions = np.arange(len(entry.ids))
-        else:
+        return entry, entry.matrix @ normalise(query)
+
+    def top_k(
+        self, *, model: str, query: np.ndarray, candidate_ids: list | None, limit: int
+    ) -> list[tuple[object, float]]:
+        """(prompt id, cosine) pairs, best first, among `candidate_ids` (None: all)."""
+        scored = self.scores(model=model, query=query)
+        if scored is None:
+            return []
+        entry, scores = scored
+        positions = None
+        if candidate_ids is not None:
             positions = np.fromiter(
                 (entry.positions[pk] for pk in candidate_ids if pk in entry.positions), dtype=np.int64
             )
-        if positions.size == 0:
-            return []
-        scores = entry.matrix[positions] @ normalise(query)
-        take = min(limit, positions.size)
-        best = np.argpartition(-scores, take - 1)[:take]
-        best = best[np.argsort(-scores[best], kind="stable")]
-        return [(entry.ids[positions[i]], float(scores[i])) for i in best]
+        best = best_positions(scores, positions, limit)
+        return [(entry.ids[i], float(scores[i])) for i in best]
+
+
+def best_positions(scores: np.ndarray, positions: np.ndarray | None, limit: int) -> np.ndarray:
+    """Up to `limit` of `positions` (None: all rows), highest score first."""
+    chosen = scores if positions is None else scores[positions]
+    take = min(limit, chosen.size)
+    if take <= 0:
+        return np.zeros(0, dtype=np.int64)
+    best = np.argpartition(-chosen, take - 1)[:take]
+    best = best[np.argsort(-chosen[best], kind="stable")]
+    return best if positions is None else positions[best]
 
 
 vector_index = VectorIndex()

@@ -4,7 +4,9 @@
   how well the whole query matched (content > original input > words only), then
   relevance, then recency.
 - semantic: cosine similarity between the query vector and the stored vectors of one
-  embedding model, over the rows the filters allow.
+  embedding model, over the rows the filters allow. The cached matrix is scored whole;
+  SQL then says which of the best rows pass the filters, so the result is that of
+  ranking only the filtered rows without fetching every filtered id.
 - hybrid: 0.7 × cosine + 0.3 × text match level, so exact wording breaks ties.
 With `rank="learned"`, scores are weighted by what feedback taught about the
 prompt's persona, phase, provider and model (see `prompts.learning`).
@@ -16,10 +18,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import Case, Exists, IntegerField, OuterRef, Value, When
 
 from alchemy_site.errors import Invalid
-from prompts.embeddings import get_embedder, is_local_embedder, parse_vector, vector_index
+from prompts.embeddings import (
+    best_positions,
+    get_embedder,
+    is_local_embedder,
+    parse_vector,
+    vector_index,
+)
 from prompts.filters import filter_prompts, text_match
 from prompts.learning import COLUMN_TRAITS, with_learned_score
 from prompts.models import Prompt
@@ -29,6 +37,11 @@ Rank = Literal["default", "learned"]
 SEMANTIC_WEIGHT = 0.7
 MAX_LIMIT = 500
 LEARNED_POOL = 10
+# Semantic filtering probes the best PROBE_FIRST rows, then 8× more, up to PROBE_MAX.
+PROBE_FIRST = 256
+PROBE_GROWTH = 8
+PROBE_MAX = 2048
+ID_BATCH = 900  # ids per `pk__in` query: under SQLite's 999 bound parameters
 
 
 @dataclass
@@ -86,40 +99,107 @@ def search(
         raise Invalid(f"limit must be between 1 and {MAX_LIMIT}.")
     if mode not in ("text", "semantic", "hybrid"):
         raise Invalid("mode must be one of: text, semantic, hybrid.")
-    base = filter_prompts(filters)
-    if rank == "learned":
-        base = with_learned_score(base)
+    allowed = filter_prompts(filters)
     if mode == "text":
+        base = with_learned_score(allowed) if rank == "learned" else allowed
         return _text_search(base, query=query, limit=limit, rank=rank)
     model, qvec = query_vector(query=query, vector=vector, embedding_model=embedding_model)
-    candidates = list(base.filter(embedding_model=model).values_list("id", flat=True))
-    hybrid = mode == "hybrid" and query.strip()
-    # Text levels can lift any candidate, so hybrid scores them all; learned weights
-    # (0.5–1.5×) re-rank a wider pool than the page.
+    # Learned weights (0.5–1.5×) re-rank a wider pool than the page.
     keep = limit * LEARNED_POOL if rank == "learned" else limit
-    pool = len(candidates) if hybrid else keep
-    scored = dict(
-        vector_index.top_k(model=model, query=qvec, candidate_ids=candidates, limit=max(pool, 1))
+    scored = _semantic_scores(
+        allowed=allowed,
+        model=model,
+        qvec=qvec,
+        text=query if mode == "hybrid" else "",
+        keep=keep,
     )
-    if hybrid:
-        levels = dict(
-            base.filter(embedding_model=model)
-            .filter(text_match(query))
-            .annotate(level=_match_level(query))
-            .values_list("id", "level")
-        )
-        scored = {
-            pk: SEMANTIC_WEIGHT * cos + (1 - SEMANTIC_WEIGHT) * levels.get(pk, 0) / 3
-            for pk, cos in scored.items()
-        }
-    scored = dict(sorted(scored.items(), key=lambda kv: -kv[1])[:keep])
-    prompts = base.filter(pk__in=list(scored)).prefetch_related("tags") if scored else []
+    if not scored:
+        return []
+    prompts = _among(allowed, list(scored)).prefetch_related("tags")
+    if rank == "learned":
+        prompts = with_learned_score(prompts)
     hits = [Hit(p, scored[p.pk], mode) for p in prompts]
     if rank == "learned":
         for hit in hits:
             hit.score *= _learned_weight(hit.prompt)
     hits.sort(key=lambda h: (-h.score, -h.prompt.relevance_score, str(h.prompt.pk)))
     return hits[:limit]
+
+
+def _among(allowed, ids: list):
+    """The prompts of `ids` that `allowed` admits.
+
+    Written as pk lookups with a correlated EXISTS so SQLite walks the primary key:
+    with `pk IN (…)` beside the filters it picked a filter's index and scanned
+    tens of thousands of rows to answer for a few hundred ids.
+    """
+    return (
+        Prompt.objects.filter(pk__in=ids)
+        .filter(Exists(allowed.filter(pk=OuterRef("pk"))))
+        .order_by()
+    )
+
+
+def _semantic_scores(*, allowed, model: str, qvec: np.ndarray, text: str, keep: int) -> dict:
+    """{prompt id: score} for the `keep` best rows `allowed` admits, best first.
+
+    Every row of the model's cached matrix is scored at once; the filters are then
+    asked only about the best rows (see `_best_allowed`), never about all of them.
+    """
+    found = vector_index.scores(model=model, query=qvec)
+    if found is None:
+        return {}
+    entry, scores = found
+    if text.strip():
+        # Text levels can lift any allowed row, so they join the score before ranking.
+        levels = np.zeros(scores.size, dtype=np.float64)
+        rows = (
+            allowed.filter(embedding_model=model)
+            .filter(text_match(text))
+            .annotate(level=_match_level(text))
+        )
+        for pk, level in rows.values_list("id", "level").iterator():
+            position = entry.positions.get(pk)
+            if position is not None:
+                levels[position] = level
+        scores = SEMANTIC_WEIGHT * scores.astype(np.float64) + (1 - SEMANTIC_WEIGHT) * levels / 3
+    best = _best_allowed(entry, scores, allowed, keep)
+    return {entry.ids[i]: float(scores[i]) for i in best}
+
+
+def _best_allowed(entry, scores: np.ndarray, allowed, keep: int) -> np.ndarray:
+    """Matrix rows of the `keep` best-scoring prompts that pass `allowed`, best first.
+
+    The same rows as ranking only the filtered prompts: walk the global ranking in
+    growing windows and ask SQL which ids of each window pass. When the pass rate
+    seen so far says the filter admits fewer prompts than the next window holds,
+    fetch the admitted ids instead (few, then) and rank those.
+    """
+    window = min(scores.size, max(PROBE_FIRST, 4 * keep))
+    examined = np.zeros(0, dtype=np.int64)
+    chosen: list[int] = []
+    while True:
+        order = best_positions(scores, None, window)
+        fresh = order[np.isin(order, examined, invert=True)]
+        for first in range(0, fresh.size, ID_BATCH):
+            batch = fresh[first : first + ID_BATCH].tolist()
+            ids = [entry.ids[i] for i in batch]
+            passed = set(_among(allowed, ids).values_list("id", flat=True))
+            chosen += [i for i, pk in zip(batch, ids, strict=True) if pk in passed]
+        if len(chosen) >= keep or window == scores.size:
+            return np.asarray(chosen[:keep], dtype=np.int64)
+        following = min(scores.size, window * PROBE_GROWTH)
+        admitted = len(chosen) / window * scores.size  # an estimate
+        if window >= PROBE_MAX or admitted <= following:
+            break
+        examined, window = order, following
+    # Without the model condition: SQLite would walk that index over the whole space.
+    # Rows of other models are not in the matrix, so the positions drop them.
+    ids = allowed.order_by().values_list("id", flat=True).iterator()
+    positions = np.fromiter(
+        (entry.positions[pk] for pk in ids if pk in entry.positions), dtype=np.int64
+    )
+    return best_positions(scores, positions, keep)
 
 
 def _text_search(base, *, query: str, limit: int, rank: Rank) -> list[Hit]:
