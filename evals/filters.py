@@ -32,6 +32,7 @@ from django.db.models.lookups import (
 )
 
 from alchemy_site.errors import Invalid
+from evals.expressions import MetadataKeyText
 from evals.models import EvalResult, FailureReason
 from evals.search import search_q
 
@@ -205,8 +206,15 @@ def json_present(column: str, key: str) -> Q:
     return Q(RawSQL(sql, params, output_field=BooleanField()))
 
 
+# Metadata keys with an expression index (EvalResult.Meta.indexes); the filter reads them
+# through the indexed expression itself so SQLite can use the index.
+INDEXED_KEYS = frozenset({"pluginId", "strategyId", "severity"})
+
+
 def json_text(column: str, key: str):
     """A top-level key's value as text; JSON true/false/null read as "true"/"false"/"null"."""
+    if column == "metadata" and key in INDEXED_KEYS:
+        return MetadataKeyText(key, column)
     if connection.vendor != "sqlite":
         return KeyTextTransform(key, column)
     # Django's KeyTextTransform, spelled out so that keys holding `"` work too (sqlite_key).
@@ -235,15 +243,34 @@ def _condition(spec: FilterSpec) -> Q:
     text = json_text(column, key)
     value = spec.value
     if spec.operator in ("equals", "not_equals"):
-        match = Q(Exact(Lower(text), value.lower()))
         if spec.type == "plugin":
             # A plugin family ("harmful") also names its members ("harmful:hate").
-            match |= Q(StartsWith(Lower(text), value.lower() + ":"))
+            match = _plugin_family(Lower(text), value.lower())
+        else:
+            match = Q(Exact(Lower(text), value.lower()))
     else:
         match = Q(IContains(text, value))
     if spec.operator.startswith("not_"):
         return ~match | Q(IsNull(text, True))
     return match
+
+
+def _plugin_family(expression: Any, family: str) -> Q:
+    """`expression` is `family` or starts with `family:`, in a form an index can serve.
+
+    SQLite compares text bytewise (BINARY), so those values are exactly `family` and the
+    range ["family:", "family;"), all inside ["family", "family;"): one index range with
+    the exact test on top (an OR of the two, or LIKE, makes SQLite scan the eval instead).
+    PostgreSQL's collations don't order bytewise, so it keeps equality OR LIKE there.
+    """
+    exact = Q(Exact(expression, family))
+    if connection.vendor != "sqlite":
+        return exact | Q(StartsWith(expression, family + ":"))
+    return (
+        Q(GreaterThanOrEqual(expression, family))
+        & Q(LessThan(expression, family + ";"))
+        & (exact | Q(GreaterThanOrEqual(expression, family + ":")))
+    )
 
 
 def combine(specs: list[FilterSpec]) -> Q:
@@ -293,10 +320,12 @@ def mode_q(eval_id: str, mode: str) -> Q:
     mode = (mode or "all").lower()
     if mode == "all":
         return Q()
+    # `success IN (…)`, not `success = …`: Django writes the latter as `NOT "success"` on
+    # SQLite, which no index on (eval, success, test_idx) can serve.
     if mode == "failures":
-        return Q(success=False) & ~Q(failure_reason=FailureReason.ERROR)
+        return Q(success__in=[False]) & ~Q(failure_reason=FailureReason.ERROR)
     if mode == "passes":
-        return Q(success=True)
+        return Q(success__in=[True])
     if mode == "errors":
         return Q(failure_reason=FailureReason.ERROR)
     if mode == "highlights":

@@ -6,8 +6,9 @@ Rows are written only by `evals.services` (create_eval, add_results, complete_ev
 from __future__ import annotations
 
 from django.db import models
-from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Lower
+
+from evals.expressions import MetadataKeyText
 
 
 class EvalStatus(models.TextChoices):
@@ -175,21 +176,36 @@ class EvalResult(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["eval", "test_idx"], name="result_eval_test"),
-            models.Index(fields=["eval", "success"], name="result_eval_success"),
             models.Index(fields=["eval", "test_idx", "success"], name="result_eval_test_success"),
-            models.Index(fields=["eval", "failure_reason"], name="result_eval_failure"),
-            # Red-team filters read these metadata keys; expression indexes serve them
-            # on SQLite (json_extract) and PostgreSQL (->>) alike.
+            # Filtered pages walk test_idx in order within one filter value, and filtered
+            # counts read only the index (failures also test failure_reason in it).
             models.Index(
-                "eval", Lower(KeyTextTransform("pluginId", "metadata")), name="result_meta_plugin"
+                fields=["eval", "success", "test_idx", "failure_reason"],
+                name="result_eval_success_test",
+            ),
+            models.Index(
+                fields=["eval", "failure_reason", "test_idx"], name="result_eval_failure_test"
+            ),
+            # Red-team filters read these metadata keys; expression indexes serve them
+            # on SQLite (json_extract) and PostgreSQL (->>) alike. On SQLite the filter's
+            # expression must be textually the indexed one (evals.filters.json_text).
+            models.Index(
+                "eval",
+                Lower(MetadataKeyText("pluginId", "metadata")),
+                "test_idx",
+                name="result_meta_plugin_test",
             ),
             models.Index(
                 "eval",
-                Lower(KeyTextTransform("strategyId", "metadata")),
-                name="result_meta_strategy",
+                Lower(MetadataKeyText("strategyId", "metadata")),
+                "test_idx",
+                name="result_meta_strategy_test",
             ),
             models.Index(
-                "eval", Lower(KeyTextTransform("severity", "metadata")), name="result_meta_severity"
+                "eval",
+                Lower(MetadataKeyText("severity", "metadata")),
+                "test_idx",
+                name="result_meta_severity_test",
             ),
         ]
         constraints = [

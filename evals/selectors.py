@@ -7,6 +7,9 @@ per-prompt aggregate rows and never scan results.
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import date as date_type
 from datetime import timedelta
@@ -32,7 +35,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from alchemy_site.errors import Invalid, NotFound
-from evals.filters import TABLE, build_filter, is_unfiltered, json_number
+from evals.filters import TABLE, build_filter, is_unfiltered, json_number, parse_filters
 from evals.models import (
     Eval,
     EvalPrompt,
@@ -134,8 +137,24 @@ def _assert_count_sql(passed: bool) -> RawSQL:
     return RawSQL(sql, [], output_field=FloatField())
 
 
-def _filtered_counts(q: Q) -> dict[int, dict[str, Any]]:
-    """The aggregate columns recomputed over the rows matching `q`, per prompt."""
+# Named scores summed in the aggregate pass itself, one pair of columns per key; past this
+# many keys a second pass over json_each is cheaper than the extra JSON lookups.
+MAX_INLINE_NAMED_SCORES = 16
+
+
+def _filtered_counts(q: Q, score_keys: list[str] | None = None) -> dict[int, dict[str, Any]]:
+    """The aggregate columns recomputed over the rows matching `q`, per prompt.
+
+    `score_keys` are the named-score keys the eval's aggregate rows have seen (every key
+    a matching row can hold); with them the named scores come from the same single pass.
+    """
+    inline = score_keys is not None and len(score_keys) <= MAX_INLINE_NAMED_SCORES
+    inline_keys = score_keys if score_keys is not None and inline else []
+    named: dict[str, Any] = {}
+    for number, key in enumerate(inline_keys):
+        value = json_number("named_scores", key)
+        named[f"named_sum_{number}"] = Sum(value)
+        named[f"named_count_{number}"] = Count(value)
     rows = (
         EvalResult.objects.filter(q)
         .order_by()
@@ -157,18 +176,25 @@ def _filtered_counts(q: Q) -> dict[int, dict[str, Any]]:
             assert_token_prompt=Sum(json_number("grading_result", "tokensUsed", "prompt")),
             assert_token_completion=Sum(json_number("grading_result", "tokensUsed", "completion")),
             assert_token_cached=Sum(json_number("grading_result", "tokensUsed", "cached")),
+            **named,
         )
     )
     out = {}
     for row in rows:
         row["fail_count"] = row["result_count"] - row["pass_count"] - row["error_count"]
         row["token_num_requests"] = row["result_count"]
+        for number, key in enumerate(inline_keys):
+            total, count = row.pop(f"named_sum_{number}"), row.pop(f"named_count_{number}")
+            if count:
+                row.setdefault("named_score_sums", {})[key] = total
+                row.setdefault("named_score_weights", {})[key] = float(count)
         out[row["prompt_idx"]] = row
-    for prompt_idx, key, total, count in _filtered_named_scores(q):
-        counts = out.get(prompt_idx)
-        if counts is not None:
-            counts.setdefault("named_score_sums", {})[key] = total
-            counts.setdefault("named_score_weights", {})[key] = float(count)
+    if not inline:
+        for prompt_idx, key, total, count in _filtered_named_scores(q):
+            counts = out.get(prompt_idx)
+            if counts is not None:
+                counts.setdefault("named_score_sums", {})[key] = total
+                counts.setdefault("named_score_weights", {})[key] = float(count)
     return out
 
 
@@ -199,6 +225,68 @@ def _stored_counts(eval_id: str) -> dict[int, dict[str, Any]]:
     }
 
 
+# Filtered counts and metrics read every matching row, JSON included (seconds for a few
+# hundred thousand rows), and change only when the eval does. Every write to results goes
+# through evals.services, which moves the aggregate rows and/or the eval's last write
+# time, so those form the cache key's version and a hit is never stale; no TTL needed.
+# Free-text searches are not cached: a re-rating can change the searched text (grading
+# reason) without moving any aggregate, and they match few rows anyway.
+_FILTERED: OrderedDict[tuple, tuple[int, dict[int, dict[str, Any]]]] = OrderedDict()
+FILTERED_CACHE_SIZE = 256
+_FILTERED_LOCK = threading.Lock()
+
+
+def _eval_version(eval_: Eval, stored: dict[int, dict[str, Any]]) -> str:
+    return json.dumps(
+        [eval_.created_at, eval_.last_written_at, eval_.test_count, sorted(stored.items())],
+        sort_keys=True,
+        default=str,
+    )
+
+
+def _score_keys(stored: dict[int, dict[str, Any]]) -> list[str]:
+    keys: dict[str, None] = {}
+    for row in stored.values():
+        keys.update(dict.fromkeys(row.get("named_score_weights") or {}))
+    return sorted(keys)
+
+
+def filtered_summary(
+    *,
+    eval: Eval,  # noqa: A002
+    stored: dict[int, dict[str, Any]],
+    mode: str,
+    search: str,
+    filters: Any,
+    q: Q,
+) -> tuple[int, dict[int, dict[str, Any]]]:
+    """(matching test count, per-prompt aggregates) for one filtered view, cached."""
+    key = None
+    if not (search or "").strip():
+        key = (
+            connection.alias,
+            connection.settings_dict.get("NAME"),
+            eval.id,
+            (mode or "all").lower(),
+            tuple(parse_filters(filters)),
+            _eval_version(eval, stored),
+        )
+        with _FILTERED_LOCK:
+            hit = _FILTERED.get(key)
+            if hit is not None:
+                _FILTERED.move_to_end(key)
+                return hit
+    # The subquery's DISTINCT walks (eval, filter, test_idx) indexes in order, index-only.
+    count = EvalResult.objects.filter(q).order_by().values("test_idx").distinct().count()
+    counts = _filtered_counts(q, _score_keys(stored)) if count else {}
+    if key is not None:
+        with _FILTERED_LOCK:
+            _FILTERED[key] = (count, counts)
+            while len(_FILTERED) > FILTERED_CACHE_SIZE:
+                _FILTERED.popitem(last=False)
+    return count, counts
+
+
 def prompt_heads(eval_: Eval, counts: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     heads = []
     for p in EvalPrompt.objects.filter(eval_id=eval_.id).select_related("prompt_text"):
@@ -225,11 +313,11 @@ def eval_stats(
 ) -> dict[str, Any]:
     """Per-prompt stats; from the aggregate rows unless a filter is given."""
     unfiltered = is_unfiltered(mode=mode, search=search, filters=filters)
-    if unfiltered:
-        counts = _stored_counts(eval.id)
-    else:
-        counts = _filtered_counts(
-            build_filter(eval_id=eval.id, mode=mode, search=search, filters=filters)
+    counts = _stored_counts(eval.id)
+    if not unfiltered:
+        q = build_filter(eval_id=eval.id, mode=mode, search=search, filters=filters)
+        _, counts = filtered_summary(
+            eval=eval, stored=counts, mode=mode, search=search, filters=filters, q=q
         )
     prompts = prompt_heads(eval, counts)
     total = {
@@ -301,10 +389,10 @@ def table_page(
     if unfiltered:
         filtered_count, filtered = eval.test_count, prompts
     else:
-        filtered_count = (
-            EvalResult.objects.filter(q).order_by().values("test_idx").distinct().count()
+        filtered_count, counts = filtered_summary(
+            eval=eval, stored=stored, mode=mode, search=search, filters=filters, q=q
         )
-        filtered = prompt_heads(eval, _filtered_counts(q)) if filtered_count else []
+        filtered = prompt_heads(eval, counts) if filtered_count else []
     indices = _page_indices(eval, q, unfiltered, offset, limit)
     body: dict[int, dict[str, Any]] = {}
     if indices:

@@ -1,0 +1,56 @@
+"""Filtered counts and metrics: computed in one pass and cached until the eval changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from evals import selectors, services
+from tests.evals.factories import make_eval, result
+
+pytestmark = pytest.mark.django_db
+
+
+def failures(e):
+    return selectors.eval_stats(eval=selectors.get_eval(e.id), mode="failures")
+
+
+def named(stats) -> list[dict]:
+    return [p["metrics"]["promptfoo"]["namedScores"] for p in stats["prompts"]]
+
+
+def test_inline_named_scores_equal_the_json_each_pass(monkeypatch):
+    e = make_eval(prompts=2)
+    services.add_results(
+        eval=e,
+        results=[
+            result(0, 0, success=False, named_scores={"acc": 0.5, "tone": 2}),
+            result(0, 1, success=False, named_scores={"acc": 0.25, "flag": True, "x": "a"}),
+            result(1, 0, success=True, named_scores={"acc": 1.0}),
+            result(1, 1, success=False, named_scores={}),
+        ],
+    )
+    inline = failures(e)
+    monkeypatch.setattr(selectors, "MAX_INLINE_NAMED_SCORES", 0)
+    selectors._FILTERED.clear()
+    assert failures(e) == inline
+    assert named(inline) == [{"acc": 0.5, "tone": 2}, {"acc": 0.25}]
+
+
+def test_a_cached_filtered_view_moves_with_new_results():
+    e = make_eval(prompts=1)
+    services.add_results(eval=e, results=[result(0, 0, success=False)])
+    assert failures(e)["totals"]["result_count"] == 1
+    services.add_results(eval=e, results=[result(1, 0, success=False)])
+    assert failures(e)["totals"]["result_count"] == 2
+    page = selectors.table_page(eval=selectors.get_eval(e.id), mode="failures")
+    assert page["filtered_count"] == 2
+
+
+def test_a_cached_filtered_view_moves_with_a_rating():
+    e = make_eval(prompts=1)
+    services.add_results(eval=e, results=[result(0, 0, success=False), result(1, 0)])
+    assert failures(e)["totals"]["result_count"] == 1
+    row = e.results.get(test_idx=0)
+    services.rate_result(eval=e, result_id=row.pk, passed=True)
+    assert failures(e)["totals"]["result_count"] == 0
+    assert selectors.table_page(eval=selectors.get_eval(e.id), mode="failures")["body"] == []
