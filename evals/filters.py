@@ -34,7 +34,7 @@ from django.db.models.lookups import (
 from alchemy_site.errors import Invalid
 from evals.expressions import MetadataKeyText
 from evals.models import EvalResult, FailureReason
-from evals.search import search_q
+from evals.search import eval_q, search_q
 
 MODES = ("all", "failures", "passes", "errors", "highlights", "user-rated", "different")
 FILTER_TYPES = ("metadata", "metric", "plugin", "strategy", "severity")
@@ -339,9 +339,10 @@ def mode_q(eval_id: str, mode: str) -> Q:
 
 def build_filter(*, eval_id: str, mode: str = "all", search: str = "", filters: Any = None) -> Q:
     """The condition on EvalResult rows for one eval's filtered view."""
-    q = Q(eval_id=eval_id) & mode_q(eval_id, mode)
     if search and search.strip():
-        q &= search_q(search)
+        q = eval_q(eval_id, search) & mode_q(eval_id, mode) & search_q(search)
+    else:
+        q = Q(eval_id=eval_id) & mode_q(eval_id, mode)
     specs = parse_filters(filters)
     if specs:
         q &= combine(specs)
