@@ -353,13 +353,19 @@ def output_cell(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _page_indices(eval_: Eval, q: Q, unfiltered: bool, offset: int, limit: int) -> list[int]:
+def _page_indices(
+    eval_: Eval, q: Q, unfiltered: bool, offset: int, limit: int, after: int | None
+) -> list[int]:
     base = EvalResult.objects.filter(eval_id=eval_.id)
     if unfiltered and eval_.test_count:
         top = base.aggregate(top=Max("test_idx"))["top"]
         if top is not None and top + 1 == eval_.test_count:
             # Dense indices 0..n-1 (the usual case): the page is arithmetic, no scan.
-            return list(range(offset, min(offset + limit, eval_.test_count)))
+            first = offset if after is None else after + 1 + offset
+            return list(range(first, min(first + limit, eval_.test_count)))
+    if after is not None:
+        # Keyset: the index range starts past the cursor instead of skipping `offset`.
+        q &= Q(test_idx__gt=after)
     return list(
         EvalResult.objects.filter(q)
         .order_by("test_idx")
@@ -376,10 +382,19 @@ def table_page(
     mode: str = "all",
     search: str = "",
     filters: Any = None,
+    after_test_idx: int | None = None,
 ) -> dict[str, Any]:
-    """One page of the results table, two-phase: test indices first, then their rows."""
+    """One page of the results table, two-phase: test indices first, then their rows.
+
+    `after_test_idx` (the last test index of the previous page) is a keyset cursor: the
+    page starts after it (then `offset` more), which stays fast however deep the page is.
+    """
     if not isinstance(offset, int) or offset < 0:
         raise Invalid("offset must be a non-negative integer.", field="offset")
+    if after_test_idx is not None and (
+        not isinstance(after_test_idx, int) or isinstance(after_test_idx, bool)
+    ):
+        raise Invalid("after_test_idx must be an integer.", field="after_test_idx")
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise Invalid(f"limit must be between 1 and {MAX_PAGE}.", field="limit")
     unfiltered = is_unfiltered(mode=mode, search=search, filters=filters)
@@ -393,7 +408,7 @@ def table_page(
             eval=eval, stored=stored, mode=mode, search=search, filters=filters, q=q
         )
         filtered = prompt_heads(eval, counts) if filtered_count else []
-    indices = _page_indices(eval, q, unfiltered, offset, limit)
+    indices = _page_indices(eval, q, unfiltered, offset, limit, after_test_idx)
     body: dict[int, dict[str, Any]] = {}
     if indices:
         width = max(len(prompts), 1)

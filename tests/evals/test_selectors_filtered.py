@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from evals import selectors, services
 from tests.evals.factories import make_eval, result
@@ -54,3 +55,27 @@ def test_a_cached_filtered_view_moves_with_a_rating():
     services.rate_result(eval=e, result_id=row.pk, passed=True)
     assert failures(e)["totals"]["result_count"] == 0
     assert selectors.table_page(eval=selectors.get_eval(e.id), mode="failures")["body"] == []
+
+
+@pytest.mark.parametrize("mode", ["all", "failures"])
+def test_a_keyset_cursor_pages_like_offset(mode):
+    e = make_eval(prompts=1)
+    services.add_results(eval=e, results=[result(t, 0, success=t % 3 == 0) for t in range(12)])
+    e = selectors.get_eval(e.id)
+
+    def indices(**kwargs) -> list[int]:
+        page = selectors.table_page(eval=e, mode=mode, limit=3, **kwargs)
+        return [row["test_idx"] for row in page["body"]]
+
+    first = indices()
+    assert indices(after_test_idx=first[-1]) == indices(offset=3)
+    assert indices(after_test_idx=first[-1], offset=1) == indices(offset=4)
+    assert indices(after_test_idx=11) == []
+
+
+def test_the_table_endpoint_takes_the_cursor(api_client):
+    e = make_eval(prompts=1)
+    services.add_results(eval=e, results=[result(t, 0, success=False) for t in range(5)])
+    url = reverse("api:table", kwargs={"eval_id": e.id})
+    body = api_client.get(url, {"mode": "failures", "after_test_idx": 2}).json()["body"]
+    assert [row["test_idx"] for row in body] == [3, 4]
