@@ -183,23 +183,87 @@ def create_eval(
         EvalPromptStats.objects.bulk_create(
             [EvalPromptStats(eval=eval_, prompt_idx=idx) for idx in range(len(prompts))]
         )
-        if tests:
-            dataset_id = hashlib.sha256(canonical_json(tests).encode()).hexdigest()
-            Dataset.objects.bulk_create(
-                [Dataset(id=dataset_id, tests=tests)], ignore_conflicts=True
-            )
-            EvalDataset.objects.create(eval=eval_, dataset_id=dataset_id)
-        if tags:
-            pairs = [
-                (str(name), "" if value is None else str(value)) for name, value in tags.items()
-            ]
-            Tag.objects.bulk_create(
-                [Tag(name=name, value=value) for name, value in pairs], ignore_conflicts=True
-            )
-            tag_ids = _tag_ids(pairs)
-            EvalTag.objects.bulk_create([EvalTag(eval=eval_, tag_id=tag_id) for tag_id in tag_ids])
+        _link_dataset(eval_, tests)
+        _link_tags(eval_, tags)
     transaction.on_commit(lambda: write_signal(eval_id))
     return eval_
+
+
+def update_eval_header(
+    *,
+    eval: Eval,  # noqa: A002
+    config: dict,
+    author: str = "",
+    description: str = "",
+    created_at: datetime | None = None,
+    tags: dict[str, str] | None = None,
+    tests: list[dict] | None = None,
+    is_redteam: bool = False,
+) -> Eval:
+    """Set what describes an eval — config, dataset, tags, author, description, creation time.
+
+    For writers that learn these after the results: a promptfoo export puts `config` and
+    `metadata` after them, and the importer reads it once. The rows end as create_eval with
+    the same arguments would have left them: the dataset and tags are replaced, and the
+    vars are the tests' vars followed by those already collected from the results (var
+    names only ever grow). `created_at=None` keeps the current creation time.
+    """
+    if not isinstance(config, dict):
+        raise Invalid("config must be a JSON object.", field="config")
+    if tests is not None and not isinstance(tests, list):
+        raise Invalid("tests must be a list.", field="tests")
+    _reject_non_finite(config, "config")
+    _reject_non_finite(tests, "tests")
+    tags = tags or {}
+    if not isinstance(tags, dict):
+        raise Invalid("tags must be an object of name → value.", field="tags")
+    if created_at is not None and timezone.is_naive(created_at):
+        created_at = timezone.make_aware(created_at, UTC)
+
+    now = timezone.now()
+    with transaction.atomic():
+        current = Eval.objects.select_for_update().filter(pk=eval.pk).values("vars").first()
+        if current is None:
+            from alchemy_site.errors import NotFound
+
+            raise NotFound(f"Eval {eval.id} does not exist.")
+        updates: dict[str, Any] = {
+            "config": config,
+            "author": author or "",
+            "description": description or "",
+            "is_redteam": is_redteam,
+            "vars": list(dict.fromkeys([*derive_vars(tests), *(current["vars"] or [])])),
+            "last_written_at": now,
+        }
+        if created_at is not None:
+            updates["created_at"] = created_at
+        Eval.objects.filter(pk=eval.pk).update(**updates)
+        EvalDataset.objects.filter(eval_id=eval.pk).delete()
+        EvalTag.objects.filter(eval_id=eval.pk).delete()
+        _link_dataset(eval, tests)
+        _link_tags(eval, tags)
+    for name, value in updates.items():
+        setattr(eval, name, value)
+    transaction.on_commit(lambda: write_signal(eval.id, now))
+    _publish_after_commit(eval.id)
+    return eval
+
+
+def _link_dataset(eval_: Eval, tests: list[dict] | None) -> None:
+    if tests:
+        dataset_id = hashlib.sha256(canonical_json(tests).encode()).hexdigest()
+        Dataset.objects.bulk_create([Dataset(id=dataset_id, tests=tests)], ignore_conflicts=True)
+        EvalDataset.objects.create(eval=eval_, dataset_id=dataset_id)
+
+
+def _link_tags(eval_: Eval, tags: dict[str, str]) -> None:
+    if tags:
+        pairs = [(str(name), "" if value is None else str(value)) for name, value in tags.items()]
+        Tag.objects.bulk_create(
+            [Tag(name=name, value=value) for name, value in pairs], ignore_conflicts=True
+        )
+        tag_ids = _tag_ids(pairs)
+        EvalTag.objects.bulk_create([EvalTag(eval=eval_, tag_id=tag_id) for tag_id in tag_ids])
 
 
 PROMPT_COLUMNS = {"raw", "label", "provider", "metrics", "id", "display"}
