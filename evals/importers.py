@@ -2,14 +2,15 @@
 
 Everything goes through create_eval/add_results in batches, inside one transaction per
 eval, so a malformed record (named by its position) leaves nothing behind. JSON is
-streamed with ijson: a first pass collects the small parts (config, metadata, prompts —
-they may come after the results), a second pass streams the results, so memory stays
-bounded whatever the file size.
+parsed once with ijson and its results written in batches while it streams, so memory
+stays bounded whatever the file size; what promptfoo writes after the results (config,
+metadata) updates the eval at the end, inside the same transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -220,12 +221,134 @@ def import_json(
 ) -> Imported:
     try:
         with path.open("rb") as handle:
-            header = header_from(read_header(handle))
-        with path.open("rb") as handle:
-            results = ijson.items(handle, header.results_prefix, use_float=True)
-            return _store(header, results, new_id=new_id, force=force, progress=progress)
+            if _first_byte(handle) != b"{":
+                # Not an object: no promptfoo file. The header pass says why (invalid JSON
+                # or no results) without building whatever the file holds.
+                header_from(read_header(handle))
+                raise ImportFailed("No results found: expected a promptfoo output/export file.")
+            return _JsonImport(path, new_id=new_id, force=force, progress=progress).run(handle)
     except ijson.JSONError as exc:
         raise ImportFailed(f"{path} is not valid JSON: {exc}") from None
+
+
+def _first_byte(handle: BinaryIO) -> bytes:
+    while chunk := handle.read(LINE_SCAN_CHUNK):
+        if stripped := chunk.lstrip():
+            handle.seek(0)
+            return stripped[:1]
+    handle.seek(0)
+    return b""
+
+
+class _JsonImport:
+    """One parse of an export JSON file, results written in batches while it streams.
+
+    ijson builds the whole document, but every map comes from `map_type` and the first
+    one is our `root`, and a container joins its parent as soon as it opens: between two
+    reads the results list holds what was parsed since the last read, the last item
+    perhaps unfinished. `read` moves the finished ones out (and empties the legacy table
+    body, never used), so only the small parts — evalId, config, metadata, prompts, stats
+    — stay in `root`, and they are read from it once the parse ends.
+
+    The eval is created when the first batch is ready, from what precedes the results
+    (evalId, prompts, timestamp, and config when it comes first). When the id or the
+    prompts aren't there yet, one header pass over the file finds them (the old two-pass
+    import). What the file holds after the results updates the eval at the end.
+    """
+
+    def __init__(self, path: Path, *, new_id: bool, force: bool, progress: Progress | None) -> None:
+        self.path, self.new_id, self.force, self.progress = path, new_id, force, progress
+        self.size = min(BATCH, settings.RESULTS_BATCH_LIMIT)
+        self.root: dict[str, Any] = {}
+        self.pending: list = []
+        self.handle: BinaryIO | None = None
+        self.writer: _Writer | None = None
+        self.stack = contextlib.ExitStack()
+
+    def run(self, handle: BinaryIO) -> Imported:
+        self.handle = handle
+        maps = itertools.chain([self.root], iter(dict, None)).__next__
+        with self.stack:
+            for document in ijson.items(self, "", map_type=maps, use_float=True):
+                if document is not self.root:  # pragma: no cover - the first byte was "{"
+                    raise ImportFailed("No results found: expected a promptfoo output/export file.")
+            self._collect(everything=True)
+            header = header_from(_found_in(self.root))
+            if self.writer is None:
+                self.writer = self._open(header)
+            self._flush(everything=True)
+            return self.writer.finish(header)
+
+    def read(self, size: int = -1) -> bytes:
+        self._collect(everything=False)
+        self._flush(everything=False)
+        assert self.handle is not None
+        return self.handle.read(size)
+
+    def _collect(self, *, everything: bool) -> None:
+        results = _live_results(self.root)
+        if results:
+            done = len(results) if everything else len(results) - 1
+            if done > 0:
+                self.pending.extend(results[:done])
+                del results[:done]
+        for body in _table_bodies(self.root):
+            del body[: len(body) - 1]
+
+    def _flush(self, *, everything: bool) -> None:
+        while len(self.pending) >= self.size or (everything and self.pending):
+            if self.writer is None:
+                self.writer = self._open(self._early_header())
+            batch = self.pending[: self.size]
+            del self.pending[: self.size]
+            self.writer.add(batch)
+
+    def _early_header(self) -> Header:
+        found = _found_in(self.root)
+        prompts_key = "results.prompts" if found["_results_kind"] == "map" else "prompts"
+        if (not self.new_id and "evalId" not in found) or prompts_key not in found:
+            with self.path.open("rb") as handle:
+                found = read_header(handle)
+        return header_from(found)
+
+    def _open(self, header: Header) -> _Writer:
+        # The transaction opens with the first write and ends with `run`: a malformed
+        # record or invalid JSON anywhere in the file rolls back everything.
+        self.stack.enter_context(transaction.atomic())
+        return _Writer(header, new_id=self.new_id, force=self.force, progress=self.progress)
+
+
+def _live_results(root: dict[str, Any]) -> list | None:
+    results = root.get("results")
+    if isinstance(results, dict):
+        results = results.get("results")
+    return results if isinstance(results, list) else None
+
+
+def _table_bodies(root: dict[str, Any]) -> Iterator[list]:
+    for parent in (root, root.get("results")):
+        table = parent.get("table") if isinstance(parent, dict) else None
+        body = table.get("body") if isinstance(table, dict) else None
+        if isinstance(body, list) and len(body) > 1:
+            yield body
+
+
+def _found_in(root: dict[str, Any]) -> dict[str, Any]:
+    """The parsed document's small parts, keyed like read_header's."""
+    found: dict[str, Any] = {}
+    for prefix in SMALL_PREFIXES:
+        node: Any = root
+        for key in prefix.split("."):
+            if not isinstance(node, dict) or key not in node:
+                break
+            node = node[key]
+        else:
+            found[prefix] = node
+    results = root.get("results")
+    found["_results_kind"] = (
+        "map" if isinstance(results, dict) else "array" if isinstance(results, list) else None
+    )
+    return found
 
 
 def import_jsonl(
@@ -390,24 +513,34 @@ def _db_results(source: sqlite3.Connection, eval_id: str) -> Iterator[dict]:
 # --- shared ------------------------------------------------------------------------------
 
 
-def _legacy_indices(results: Iterable[dict], prompts: list[dict]) -> Iterator[dict]:
+class _LegacyIndices:
     """v2/v3 results may lack promptIdx/testIdx: derive them from the prompt and the vars."""
-    prompt_keys = {(p.get("raw"), str(p.get("provider") or "")): i for i, p in enumerate(prompts)}
-    tests: dict[str, int] = {}
-    for result in results:
-        if isinstance(result, dict) and ("promptIdx" not in result or "testIdx" not in result):
-            result = dict(result)
-            prompt = result.get("prompt") or {}
-            provider = result.get("provider") or {}
-            provider_id = provider.get("id") if isinstance(provider, dict) else provider
-            raw = prompt.get("raw") if isinstance(prompt, dict) else prompt
-            key = (raw, str(provider_id or ""))
-            if key not in prompt_keys:
-                prompt_keys[key] = len(prompt_keys)
-            vars_key = json.dumps(result.get("vars") or {}, sort_keys=True)
-            result.setdefault("promptIdx", prompt_keys[key])
-            result.setdefault("testIdx", tests.setdefault(vars_key, len(tests)))
-        yield result
+
+    def __init__(self, prompts: list[dict]) -> None:
+        self.prompt_keys = {
+            (p.get("raw"), str(p.get("provider") or "")): i for i, p in enumerate(prompts)
+        }
+        self.tests: dict[str, int] = {}
+
+    def __call__(self, batch: list) -> list:
+        for position, result in enumerate(batch):
+            if isinstance(result, dict) and ("promptIdx" not in result or "testIdx" not in result):
+                batch[position] = self._indexed(result)
+        return batch
+
+    def _indexed(self, result: dict) -> dict:
+        result = dict(result)
+        prompt = result.get("prompt") or {}
+        provider = result.get("provider") or {}
+        provider_id = provider.get("id") if isinstance(provider, dict) else provider
+        raw = prompt.get("raw") if isinstance(prompt, dict) else prompt
+        key = (raw, str(provider_id or ""))
+        if key not in self.prompt_keys:
+            self.prompt_keys[key] = len(self.prompt_keys)
+        vars_key = json.dumps(result.get("vars") or {}, sort_keys=True)
+        result.setdefault("promptIdx", self.prompt_keys[key])
+        result.setdefault("testIdx", self.tests.setdefault(vars_key, len(self.tests)))
+        return result
 
 
 def _prompts_from(batch: list[dict]) -> list[dict]:
@@ -438,58 +571,104 @@ def _store(
     force: bool,
     progress: Progress | None,
 ) -> Imported:
-    eval_id = header.eval_id
-    if new_id or not eval_id:
-        eval_id = services.new_eval_id(header.created_at)
-    results = _legacy_indices(results, header.prompts)
+    results = iter(results)
     size = min(BATCH, settings.RESULTS_BATCH_LIMIT)
-    first = list(islice(results, size))
-    prompts = header.prompts or _prompts_from(first)
-    tests = header.config.get("tests")
-    tests = tests if isinstance(tests, list) and all(isinstance(t, dict) for t in tests) else None
-    tags = header.config.get("tags") if isinstance(header.config.get("tags"), dict) else None
-    stored = skipped = position = 0
     with transaction.atomic():
-        existing = Eval.objects.filter(pk=eval_id).first()
+        writer = _Writer(header, new_id=new_id, force=force, progress=progress)
+        while batch := list(islice(results, size)):
+            writer.add(batch)
+        return writer.finish(header)
+
+
+class _Writer:
+    """Creates the eval, adds results batch by batch, completes it — inside the caller's
+    transaction. The eval is created with the first batch in hand (its prompts may come
+    from it); `finish` brings what the header learnt since up to date."""
+
+    def __init__(
+        self,
+        header: Header,
+        *,
+        new_id: bool,
+        force: bool,
+        progress: Progress | None,
+    ) -> None:
+        self.header, self.new_id, self.force, self.progress = header, new_id, force, progress
+        self.eval_id = header.eval_id
+        if new_id or not self.eval_id:
+            self.eval_id = services.new_eval_id(header.created_at)
+        self.legacy = _LegacyIndices(header.prompts)
+        self.eval_: Eval | None = None
+        self.created_with: dict[str, Any] = {}
+        self.stored = self.skipped = self.position = 0
+
+    def _create(self, first: list[dict]) -> Eval:
+        header = self.header
+        existing = Eval.objects.filter(pk=self.eval_id).first()
         if existing is not None:
-            if not force:
+            if not self.force:
                 raise ImportFailed(
-                    f"Eval {eval_id} is already imported; use --new-id to import a copy "
+                    f"Eval {self.eval_id} is already imported; use --new-id to import a copy "
                     "or --force to replace it."
                 )
             services.delete_eval(eval=existing)
+        prompts = header.prompts or _prompts_from(first)
+        self.created_with = _described_by(header)
         try:
-            eval_ = services.create_eval(
-                config=header.config,
+            return services.create_eval(
                 prompts=[p for p in prompts if isinstance(p, dict)],
-                tests=tests,
-                tags={str(k): "" if v is None else str(v) for k, v in (tags or {}).items()},
-                author=header.author,
-                description=header.description,
-                id=eval_id,
-                created_at=header.created_at,
-                is_redteam="redteam" in header.config,
+                id=self.eval_id,
+                **self.created_with,
             )
         except (Invalid, Conflict) as exc:
-            raise ImportFailed(f"Eval {eval_id}: {exc.message}") from None
-        batch = first
-        while batch:
+            raise ImportFailed(f"Eval {self.eval_id}: {exc.message}") from None
+
+    def add(self, batch: list[dict]) -> None:
+        batch = self.legacy(batch)
+        if self.eval_ is None:
+            self.eval_ = self._create(batch)
+        try:
+            outcome = services.add_results(eval=self.eval_, results=batch)
+        except Invalid as exc:
+            index = exc.details.get("index")
+            where = f"result #{self.position + index}" if index is not None else "a result"
+            raise ImportFailed(f"Eval {self.eval_id}: {where}: {exc.message}") from None
+        self.stored += outcome.stored
+        self.skipped += outcome.skipped
+        self.position += len(batch)
+        if self.progress:
+            self.progress(self.position)
+
+    def finish(self, header: Header) -> Imported:
+        if self.eval_ is None:
+            self.eval_ = self._create([])
+        described = _described_by(header)
+        if described != self.created_with:
+            if described["created_at"] is None:
+                described["created_at"] = self.created_with["created_at"]
             try:
-                outcome = services.add_results(eval=eval_, results=batch)
+                services.update_eval_header(eval=self.eval_, **described)
             except Invalid as exc:
-                index = exc.details.get("index")
-                where = f"result #{position + index}" if index is not None else "a result"
-                raise ImportFailed(f"Eval {eval_id}: {where}: {exc.message}") from None
-            stored += outcome.stored
-            skipped += outcome.skipped
-            position += len(batch)
-            if progress:
-                progress(position)
-            batch = list(islice(results, size))
-        fields = {"status": "complete"}
+                raise ImportFailed(f"Eval {self.eval_id}: {exc.message}") from None
         if header.legacy is not None:
-            Eval.objects.filter(pk=eval_id).update(
+            Eval.objects.filter(pk=self.eval_id).update(
                 legacy_results=header.legacy, version=header.version
             )
-        services.complete_eval(eval=eval_, **fields)
-    return Imported(eval_id=eval_id, results=stored, skipped=skipped)
+        services.complete_eval(eval=self.eval_, status="complete")
+        return Imported(eval_id=self.eval_id, results=self.stored, skipped=self.skipped)
+
+
+def _described_by(header: Header) -> dict[str, Any]:
+    """create_eval's (and update_eval_header's) arguments that the header determines."""
+    tests = header.config.get("tests")
+    tests = tests if isinstance(tests, list) and all(isinstance(t, dict) for t in tests) else None
+    tags = header.config.get("tags") if isinstance(header.config.get("tags"), dict) else None
+    return {
+        "config": header.config,
+        "tests": tests,
+        "tags": {str(k): "" if v is None else str(v) for k, v in (tags or {}).items()},
+        "author": header.author,
+        "description": header.description,
+        "created_at": header.created_at,
+        "is_redteam": "redteam" in header.config,
+    }

@@ -6,10 +6,17 @@ import json
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from evals import importers
-from evals.models import Eval, EvalPromptStats, EvalResult
+from evals.models import (
+    Eval,
+    EvalDataset,
+    EvalPrompt,
+    EvalPromptStats,
+    EvalResult,
+    EvalTag,
+)
 from tests.evals.factories import prompt, result
 
 pytestmark = pytest.mark.django_db
@@ -68,3 +75,178 @@ def test_a_compact_one_line_export_is_imported_as_json(tmp_path):
     assert not importers.is_jsonl(path)
     call_command("import_promptfoo", str(path), stdout=StringIO())
     assert EvalResult.objects.filter(eval_id="eval-compact").count() == 3
+
+
+# --- one parse, whatever the key order ---------------------------------------------------
+
+TESTS = [{"vars": {"topic": "a", "word": "w0"}}, {"vars": {"word": "w1"}}]
+
+
+def export_parts(count: int) -> dict:
+    """The parts of a promptfoo export (config and metadata differ from what comes first)."""
+    rows = [
+        result(t, p, vars={"word": f"w{t}", "lang": "en"}, success=t % 3 != 0)
+        for t in range(count)
+        for p in range(2)
+    ]
+    return {
+        "evalId": "eval-order",
+        "version": 3,
+        "timestamp": "2025-10-01T20:08:11.168Z",
+        "prompts": [prompt("Say {{word}}"), prompt("Shout {{word}}", provider="loud")],
+        "results": rows,
+        "stats": {"successes": 1},
+        "config": {
+            "description": "ordered",
+            "tests": TESTS,
+            "tags": {"team": "ml", "run": None},
+            "redteam": {},
+        },
+        "shareableUrl": None,
+        "metadata": {"author": "ana@example.com", "evaluationCreatedAt": "2025-10-02T08:00:00Z"},
+    }
+
+
+def write_export(path, parts: dict, top: list[str], nested: list[str]) -> None:
+    body = {key: parts[key] for key in nested}
+    document = {key: body if key == "results" else parts[key] for key in top}
+    path.write_text(json.dumps(document))
+
+
+def snapshot(eval_id: str) -> dict:
+    eval_ = Eval.objects.get(pk=eval_id)
+    return {
+        "eval": {
+            name: getattr(eval_, name)
+            for name in (
+                "author",
+                "description",
+                "config",
+                "vars",
+                "is_redteam",
+                "created_at",
+                "test_count",
+                "status",
+                "version",
+                "legacy_results",
+            )
+        },  # fmt: skip
+        "tags": sorted(EvalTag.objects.filter(eval=eval_).values_list("tag__name", "tag__value")),
+        "dataset": list(
+            EvalDataset.objects.filter(eval=eval_).values_list("dataset__tests", flat=True)
+        ),
+        "prompts": list(
+            EvalPrompt.objects.filter(eval=eval_)
+            .order_by("prompt_idx")
+            .values("prompt_text_id", "label", "provider", "extra")
+        ),
+        "stats": list(
+            EvalPromptStats.objects.filter(eval=eval_)
+            .order_by("prompt_idx")
+            .values("result_count", "pass_count", "fail_count", "score_sum")
+        ),
+        "results": list(
+            EvalResult.objects.filter(eval=eval_)
+            .order_by("id")
+            .values("test_idx", "prompt_idx", "test_case", "prompt", "prompt_text_id", "success")
+        ),
+    }
+
+
+NESTED = ["version", "timestamp", "prompts", "results", "stats"]
+PROMPTFOO_ORDER = ["evalId", "results", "config", "shareableUrl", "metadata"]
+
+
+@pytest.mark.parametrize(
+    ("top", "nested"),
+    [
+        (PROMPTFOO_ORDER, NESTED),
+        (["config", "metadata", "results", "shareableUrl", "evalId"], NESTED),
+        (["evalId", "results", "metadata", "config"], ["results", "stats", "prompts", "timestamp"]),
+    ],
+    ids=["promptfoo-order", "config-first-id-last", "prompts-after-results"],
+)
+def test_any_key_order_imports_what_a_header_first_file_imports(
+    tmp_path, settings, monkeypatch, top, nested
+):
+    settings.RESULTS_BATCH_LIMIT = 4
+    parts = export_parts(7)
+    reference = tmp_path / "header-first.json"
+    write_export(
+        reference, parts, ["evalId", "config", "metadata", "shareableUrl", "results"], NESTED
+    )
+    call_command("import_promptfoo", str(reference), stdout=StringIO())
+    expected = snapshot("eval-order")
+
+    path = tmp_path / "export.json"
+    write_export(path, parts, top, nested)
+    call_command("import_promptfoo", str(path), "--force", stdout=StringIO())
+    got = snapshot("eval-order")
+
+    assert got == expected
+    assert got["eval"]["vars"] == ["topic", "word", "lang"]
+    assert got["eval"]["created_at"].isoformat() == "2025-10-02T08:00:00+00:00"
+    assert got["eval"]["author"] == "ana@example.com" and got["eval"]["is_redteam"]
+    assert got["tags"] == [("run", ""), ("team", "ml")]
+    assert got["dataset"] == [TESTS]
+    assert len(got["results"]) == 14
+
+
+def test_a_promptfoo_ordered_export_is_parsed_once(tmp_path, settings, monkeypatch):
+    settings.RESULTS_BATCH_LIMIT = 4
+    path = tmp_path / "export.json"
+    write_export(path, export_parts(5), PROMPTFOO_ORDER, NESTED)
+
+    def no_header_pass(handle):
+        raise AssertionError("the header pass ran")
+
+    monkeypatch.setattr(importers, "read_header", no_header_pass)
+    call_command("import_promptfoo", str(path), stdout=StringIO())
+    assert Eval.objects.get(pk="eval-order").author == "ana@example.com"
+
+
+def test_a_new_id_needs_no_header_pass_when_the_file_has_no_id(tmp_path, settings, monkeypatch):
+    settings.RESULTS_BATCH_LIMIT = 4
+    parts = export_parts(5)
+    path = tmp_path / "export.json"
+    write_export(path, parts, ["results", "config", "metadata"], NESTED)
+    monkeypatch.setattr(importers, "read_header", lambda handle: pytest.fail("header pass"))
+    call_command("import_promptfoo", str(path), "--new-id", stdout=StringIO())
+    assert Eval.objects.get().description == "ordered"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        ', "config": {"tests": [1]}, "metadata": {"author": "x"',  # cut short after the results
+        ', "config": {"description": "ok"}} trailing',
+    ],
+)
+def test_invalid_json_after_written_batches_leaves_nothing(tmp_path, settings, tail):
+    settings.RESULTS_BATCH_LIMIT = 4
+    rows = [result(t, p) for t in range(7) for p in range(2)]
+    head = {"evalId": "eval-cut", "results": {"prompts": [prompt(), prompt()], "results": rows}}
+    path = tmp_path / "cut.json"
+    path.write_text(json.dumps(head)[:-1] + tail)
+    with pytest.raises(CommandError, match="not valid JSON"):
+        call_command("import_promptfoo", str(path), stdout=StringIO())
+    assert not Eval.objects.exists() and not EvalResult.objects.exists()
+
+
+def test_a_malformed_record_in_a_later_batch_leaves_nothing(tmp_path, settings):
+    settings.RESULTS_BATCH_LIMIT = 4
+    parts = export_parts(7)
+    parts["results"][11]["score"] = "great"
+    path = tmp_path / "bad.json"
+    write_export(path, parts, PROMPTFOO_ORDER, NESTED)
+    with pytest.raises(CommandError, match=r"result #11.*score"):
+        call_command("import_promptfoo", str(path), stdout=StringIO())
+    assert not Eval.objects.exists() and not EvalResult.objects.exists()
+
+
+@pytest.mark.parametrize("text", ["[1, 2, 3]", '"results"', "  \n"])
+def test_a_file_that_is_not_an_object_is_refused(tmp_path, text):
+    path = tmp_path / "odd.json"
+    path.write_text(text)
+    with pytest.raises(CommandError, match="No results found|not valid JSON"):
+        call_command("import_promptfoo", str(path), stdout=StringIO())
