@@ -52,7 +52,7 @@ class TableParams(FilterParams):
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
     # Keyset cursor: the last test_idx of the previous page (fast at any depth).
-    after_test_idx: int | None = Field(None, ge=-1)
+    after_test_idx: int | None = Field(None, ge=-1, le=MAX_OFFSET)
 
 
 @router.get("", response=EvalListOut)
