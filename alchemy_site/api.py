@@ -94,8 +94,10 @@ def database_error(request: HttpRequest, exc: DatabaseError):
     text = str(exc).lower()
     if out_of_space(exc):
         return JsonResponse(
-            {"detail": "The database is out of space; nothing from this request was stored. "
-             "Free disk space and retry."},
+            {
+                "detail": "The database is out of space; nothing from this request was stored. "
+                "Free disk space and retry."
+            },
             status=HTTPStatus.INSUFFICIENT_STORAGE,
         )
     if isinstance(exc, DataError) and ("0x00" in text or "\\u0000" in text):
@@ -107,7 +109,9 @@ def database_error(request: HttpRequest, exc: DatabaseError):
         )
     if "locked" in text or "busy" in text:
         return JsonResponse(
-            {"detail": "The database is busy; nothing from this request was stored. Retry shortly."},
+            {
+                "detail": "The database is busy; nothing from this request was stored. Retry shortly."
+            },
             status=HTTPStatus.SERVICE_UNAVAILABLE,
             headers={"Retry-After": "1"},
         )

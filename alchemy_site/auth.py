@@ -42,7 +42,7 @@ def verify_api_key(raw: str) -> ApiKey | None:
     """Return the active key matching `raw`, or None."""
     if not raw.startswith(KEY_PREFIX):
         return None
-    prefix, sep, secret = raw[len(KEY_PREFIX):].partition("_")
+    prefix, sep, secret = raw[len(KEY_PREFIX) :].partition("_")
     if not sep or not prefix or not secret:
         return None
     key = ApiKey.objects.active().select_related("user").filter(prefix=prefix).first()

@@ -272,7 +272,9 @@ def postgres_dump(dest: Path) -> Path:
         )
     subprocess.run(
         [pg_dump, "--format=custom", "--file", str(dest), "--dbname", postgres_dsn()],
-        check=True, capture_output=True, env=postgres_env(),
+        check=True,
+        capture_output=True,
+        env=postgres_env(),
     )
     os.chmod(dest, FILE_MODE)
     return dest
@@ -297,9 +299,7 @@ def restore(source: Path) -> None:
     if is_sqlite():
         report = check_sqlite_file(source)
         if not report.ok:
-            raise DatabaseCareError(
-                f"{source} is not a sound SQLite backup: {report.problems[0]}"
-            )
+            raise DatabaseCareError(f"{source} is not a sound SQLite backup: {report.problems[0]}")
         connection.close()
         src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
         dst = sqlite3.connect(sqlite_path(), timeout=settings.SQLITE_BUSY_TIMEOUT)
@@ -314,8 +314,18 @@ def restore(source: Path) -> None:
         raise DatabaseCareError("pg_restore was not found on PATH; install postgresql-client.")
     connection.close()
     result = subprocess.run(
-        [pg_restore, "--clean", "--if-exists", "--no-owner", "--dbname", postgres_dsn(), str(source)],
-        capture_output=True, text=True, env=postgres_env(),
+        [
+            pg_restore,
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--dbname",
+            postgres_dsn(),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        env=postgres_env(),
     )
     if result.returncode != 0:
         raise DatabaseCareError(f"pg_restore failed: {result.stderr.strip()[:500]}")

@@ -177,9 +177,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     if urlparse(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
-        raise ImproperlyConfigured(
-            f"REDIS_URL {REDIS_URL!r} is not a redis:// or rediss:// URL."
-        )
+        raise ImproperlyConfigured(f"REDIS_URL {REDIS_URL!r} is not a redis:// or rediss:// URL.")
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",

@@ -45,7 +45,9 @@ def configure_sqlite(sender, connection, **kwargs) -> None:
             logger.warning(
                 "SQLite journal_mode=%s could not be set on %s (got %s); "
                 "set ALCHEMY_DISABLE_WAL=1 to silence this.",
-                wanted, path, mode,
+                wanted,
+                path,
+                mode,
             )
         if path.exists() and (path.stat().st_mode & 0o777) != FILE_MODE:
             path.chmod(FILE_MODE)

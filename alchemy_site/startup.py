@@ -35,7 +35,9 @@ def verify_database() -> None:
 
 def sqlite_problem(path: Path) -> str | None:
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=settings.SQLITE_BUSY_TIMEOUT)
+        con = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=settings.SQLITE_BUSY_TIMEOUT
+        )
         try:
             con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
             if path.stat().st_size <= QUICK_CHECK_MAX_BYTES:

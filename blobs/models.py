@@ -24,7 +24,9 @@ class Blob(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=models.Q(size__gte=0), name="blob_size_gte_0")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(size__gte=0), name="blob_size_gte_0")
+        ]
 
     def __str__(self) -> str:
         return f"{self.sha256[:12]} {self.mime_type} ({self.size} B)"

@@ -349,7 +349,9 @@ def _store_payloads(sites: list[_Site], *, min_bytes: int) -> dict[str, str]:
                 continue
             key = _write_file(storage, sha, content)
             stored[sha] = payload.mime
-            rows.append(Blob(sha256=sha, size=len(content), mime_type=payload.mime, storage_key=key))
+            rows.append(
+                Blob(sha256=sha, size=len(content), mime_type=payload.mime, storage_key=key)
+            )
     # Rows after files: an existing row (same bytes) is kept as it is.
     Blob.objects.bulk_create(rows, ignore_conflicts=True, batch_size=GC_CHUNK)
     return stored

@@ -138,7 +138,10 @@ def rate_result(request: HttpRequest, eval_id: str, result_id: int, payload: Rat
 
 @router.get("/{eval_id}/export")
 def export(
-    request: HttpRequest, eval_id: str, format: str = "json", include_media: bool = False  # noqa: A002
+    request: HttpRequest,
+    eval_id: str,
+    format: str = "json",
+    include_media: bool = False,  # noqa: A002
 ):
     selectors.get_eval(eval_id)
     stream = exporters.export_stream(eval_id, format, include_media=include_media)

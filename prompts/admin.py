@@ -38,8 +38,14 @@ class ReadOnlyInline(admin.TabularInline):
 class MetadataInline(ReadOnlyInline):
     model = ModelMetadata
     fields = (
-        "created_at", "generation_provider", "generation_model", "processing_time",
-        "input_tokens", "output_tokens", "total_tokens", "cost",
+        "created_at",
+        "generation_provider",
+        "generation_model",
+        "processing_time",
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "cost",
     )
 
 
@@ -61,17 +67,37 @@ class FeedbackInline(ReadOnlyInline):
 @admin.register(Prompt)
 class PromptAdmin(admin.ModelAdmin):
     list_display = (
-        "short_content", "phase", "provider", "model", "persona", "relevance_score",
-        "usage_count", "mean_rating", "feedback_count", "created_at",
+        "short_content",
+        "phase",
+        "provider",
+        "model",
+        "persona",
+        "relevance_score",
+        "usage_count",
+        "mean_rating",
+        "feedback_count",
+        "created_at",
     )
     list_filter = (
-        "phase", "provider", "persona", "source_type", ("tags", admin.RelatedOnlyFieldListFilter),
-        "created_at", ("archived_at", admin.EmptyFieldListFilter),
+        "phase",
+        "provider",
+        "persona",
+        "source_type",
+        ("tags", admin.RelatedOnlyFieldListFilter),
+        "created_at",
+        ("archived_at", admin.EmptyFieldListFilter),
     )
     search_fields = ("content", "original_input", "tags__name", "content_hash", "=session_id")
     sortable_by = (
-        "phase", "provider", "model", "persona", "relevance_score", "usage_count",
-        "mean_rating", "feedback_count", "created_at",
+        "phase",
+        "provider",
+        "model",
+        "persona",
+        "relevance_score",
+        "usage_count",
+        "mean_rating",
+        "feedback_count",
+        "created_at",
     )
     ordering = ("-created_at",)
     date_hierarchy = "created_at"
@@ -79,23 +105,62 @@ class PromptAdmin(admin.ModelAdmin):
     raw_id_fields = ("parent", "variant_of")
     filter_horizontal = ("tags",)
     readonly_fields = (
-        "id", "content_hash", "relevance_score", "effectiveness_score", "mean_rating",
-        "feedback_count", "usage_count", "generation_count", "last_used_at", "archived_at",
-        "embedding_model", "embedding_provider", "dimensions", "total_tokens", "total_cost",
-        "created_at", "updated_at",
+        "id",
+        "content_hash",
+        "relevance_score",
+        "effectiveness_score",
+        "mean_rating",
+        "feedback_count",
+        "usage_count",
+        "generation_count",
+        "last_used_at",
+        "archived_at",
+        "embedding_model",
+        "embedding_provider",
+        "dimensions",
+        "total_tokens",
+        "total_cost",
+        "created_at",
+        "updated_at",
     )
     fieldsets = (
         (None, {"fields": ("id", "content", "content_hash", "original_input", "tags")}),
-        ("Generation", {"fields": (
-            "phase", "provider", "model", "temperature", "max_tokens", "actual_tokens",
-            "persona", "target_model_family", "target_use_case", "session_id",
-            "source_type", "enhancement_method",
-        )}),
+        (
+            "Generation",
+            {
+                "fields": (
+                    "phase",
+                    "provider",
+                    "model",
+                    "temperature",
+                    "max_tokens",
+                    "actual_tokens",
+                    "persona",
+                    "target_model_family",
+                    "target_use_case",
+                    "session_id",
+                    "source_type",
+                    "enhancement_method",
+                )
+            },
+        ),
         ("Lineage", {"fields": ("parent", "variant_of", "generation_count")}),
-        ("Lifecycle", {"fields": (
-            "relevance_score", "effectiveness_score", "mean_rating", "feedback_count",
-            "usage_count", "last_used_at", "archived_at", "total_tokens", "total_cost",
-        )}),
+        (
+            "Lifecycle",
+            {
+                "fields": (
+                    "relevance_score",
+                    "effectiveness_score",
+                    "mean_rating",
+                    "feedback_count",
+                    "usage_count",
+                    "last_used_at",
+                    "archived_at",
+                    "total_tokens",
+                    "total_cost",
+                )
+            },
+        ),
         ("Embedding", {"fields": ("embedding_model", "embedding_provider", "dimensions")}),
         ("Times", {"fields": ("created_at", "updated_at")}),
     )
@@ -120,21 +185,27 @@ class PromptAdmin(admin.ModelAdmin):
         return f"{sum(costs):.6f}" if costs else "-"
 
     def save_model(self, request: HttpRequest, obj: Prompt, form, change: bool) -> None:
-        values = {f: form.cleaned_data[f] for f in services.EDITABLE_FIELDS if f in form.cleaned_data}
+        values = {
+            f: form.cleaned_data[f] for f in services.EDITABLE_FIELDS if f in form.cleaned_data
+        }
         parent = form.cleaned_data.get("parent")
         variant_of = form.cleaned_data.get("variant_of")
         if change:
             saved = services.update_prompt(
-                prompt=obj, content=form.cleaned_data["content"], reason="edited in admin",
+                prompt=obj,
+                content=form.cleaned_data["content"],
+                reason="edited in admin",
                 updated_by=request.user.get_username(),
                 parent_id=parent.pk if parent else None,
-                variant_of_id=variant_of.pk if variant_of else None, **values,
+                variant_of_id=variant_of.pk if variant_of else None,
+                **values,
             )
         else:
             saved = services.create_prompt(
                 content=form.cleaned_data["content"],
                 parent_id=parent.pk if parent else None,
-                variant_of_id=variant_of.pk if variant_of else None, **values,
+                variant_of_id=variant_of.pk if variant_of else None,
+                **values,
             )
         obj.pk = saved.pk
         obj.refresh_from_db()
@@ -205,8 +276,11 @@ class UserFeedbackAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: UserFeedback, form, change: bool) -> None:
         saved = learning.record_feedback(
-            prompt=obj.prompt, rating=obj.rating, feedback_type=obj.feedback_type,
-            feedback_text=obj.feedback_text, session_id=obj.session_id,
+            prompt=obj.prompt,
+            rating=obj.rating,
+            feedback_type=obj.feedback_type,
+            feedback_text=obj.feedback_text,
+            session_id=obj.session_id,
         )
         obj.pk = saved.pk
         obj.created_at = saved.created_at
@@ -214,7 +288,14 @@ class UserFeedbackAdmin(admin.ModelAdmin):
 
 @admin.register(ModelPrice)
 class ModelPriceAdmin(admin.ModelAdmin):
-    list_display = ("provider", "model", "input_per_million", "output_per_million", "effective_from", "notes")
+    list_display = (
+        "provider",
+        "model",
+        "input_per_million",
+        "output_per_million",
+        "effective_from",
+        "notes",
+    )
     list_filter = ("provider",)
     search_fields = ("model", "notes")
     ordering = ("provider", "model", "-effective_from")
@@ -222,13 +303,27 @@ class ModelPriceAdmin(admin.ModelAdmin):
 
 @admin.register(LearningPattern)
 class LearningPatternAdmin(admin.ModelAdmin):
-    list_display = ("pattern_type", "pattern_key", "confidence_score", "feedback_count", "usage_count", "updated_at")
+    list_display = (
+        "pattern_type",
+        "pattern_key",
+        "confidence_score",
+        "feedback_count",
+        "usage_count",
+        "updated_at",
+    )
     list_filter = ("pattern_type",)
     search_fields = ("pattern_key",)
     ordering = ("-confidence_score",)
     readonly_fields = (
-        "pattern_type", "pattern_key", "pattern_data", "confidence_score", "usage_count",
-        "feedback_count", "rating_sum", "created_at", "updated_at",
+        "pattern_type",
+        "pattern_key",
+        "pattern_data",
+        "confidence_score",
+        "usage_count",
+        "feedback_count",
+        "rating_sum",
+        "created_at",
+        "updated_at",
     )
 
     def has_add_permission(self, request) -> bool:
@@ -237,7 +332,15 @@ class LearningPatternAdmin(admin.ModelAdmin):
 
 @admin.register(ModelMetadata)
 class ModelMetadataAdmin(admin.ModelAdmin):
-    list_display = ("prompt", "generation_provider", "generation_model", "total_tokens", "cost", "processing_time", "created_at")
+    list_display = (
+        "prompt",
+        "generation_provider",
+        "generation_model",
+        "total_tokens",
+        "cost",
+        "processing_time",
+        "created_at",
+    )
     list_filter = ("generation_provider", "generation_model")
     list_select_related = ("prompt",)
     raw_id_fields = ("prompt",)

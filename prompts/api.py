@@ -85,7 +85,9 @@ def search_prompts(request: HttpRequest, data: SearchIn):
     return {"mode": data.mode, "count": len(results), "results": results}
 
 
-@router.get("/patterns", response=list[PatternOut], summary="Learning patterns, most confident first")
+@router.get(
+    "/patterns", response=list[PatternOut], summary="Learning patterns, most confident first"
+)
 def list_patterns(
     request: HttpRequest,
     pattern_type: Literal[tuple(PatternType.values)] | None = None,  # type: ignore[valid-type]
@@ -109,7 +111,10 @@ def update_prompt(request: HttpRequest, prompt_id: UUID, data: PromptPatch):
     if data.embedding is not None:
         values["vector"] = services.Vector(**data.embedding.dict())
     return services.update_prompt(
-        prompt=services.get_prompt(prompt_id), reason=data.reason, updated_by=_who(request), **values
+        prompt=services.get_prompt(prompt_id),
+        reason=data.reason,
+        updated_by=_who(request),
+        **values,
     )
 
 

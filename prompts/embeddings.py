@@ -29,7 +29,41 @@ DEFAULT_EMBEDDER = "alchemy-hash-384"
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "into", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "with", "your", "you", "me", "my", "please", "can", "could", "would", "should", "will"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "with",
+        "your",
+        "you",
+        "me",
+        "my",
+        "please",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+    ]
 )
 
 
@@ -55,7 +89,7 @@ def _features(text: str) -> list[tuple[str, float]]:
     features += [(f"b:{a}_{b}", 0.5) for a, b in zip(words, words[1:], strict=False)]
     for word in words:
         padded = f"<{word}>"
-        features += [(f"c:{padded[i:i + 3]}", 0.3) for i in range(len(padded) - 2)]
+        features += [(f"c:{padded[i : i + 3]}", 0.3) for i in range(len(padded) - 2)]
     return features
 
 
@@ -239,7 +273,8 @@ class VectorIndex:
         positions = None
         if candidate_ids is not None:
             positions = np.fromiter(
-                (entry.positions[pk] for pk in candidate_ids if pk in entry.positions), dtype=np.int64
+                (entry.positions[pk] for pk in candidate_ids if pk in entry.positions),
+                dtype=np.int64,
             )
         best = best_positions(scores, positions, limit)
         return [(entry.ids[i], float(scores[i])) for i in best]

@@ -66,7 +66,9 @@ class PromptFilter(django_filters.FilterSet):
 
     def filter_tag(self, queryset, name, value):
         # A subquery, not a join: no duplicate rows, and tag + q can combine freely.
-        return queryset.filter(pk__in=Tag.objects.filter(name=value.strip().lower()).values("prompts"))
+        return queryset.filter(
+            pk__in=Tag.objects.filter(name=value.strip().lower()).values("prompts")
+        )
 
     def filter_archived(self, queryset, name, value):
         return queryset.filter(archived_at__isnull=not value)
@@ -82,7 +84,9 @@ class PromptFilter(django_filters.FilterSet):
 def filter_prompts(data: dict[str, Any] | None, queryset=None):
     """Apply the filters in `data` (a dict or QueryDict); a bad value is Invalid (422)."""
     clean = {k: v for k, v in (data or {}).items() if v not in (None, "")}
-    filterset = PromptFilter(clean, queryset=queryset if queryset is not None else Prompt.objects.all())
+    filterset = PromptFilter(
+        clean, queryset=queryset if queryset is not None else Prompt.objects.all()
+    )
     if not filterset.is_valid():
         field, errors = next(iter(filterset.errors.items()))
         raise Invalid(f"filters.{field}: {' '.join(errors)}")

@@ -123,4 +123,3 @@ def with_learned_score(queryset):
             Value(PATTERN_PRIOR, output_field=FloatField()),
         )
     return queryset.annotate(learned_score=total)
-

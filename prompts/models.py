@@ -161,7 +161,8 @@ class Prompt(models.Model):
                 condition=_unit("effectiveness_score"), name="prompt_effectiveness_0_1"
             ),
             models.CheckConstraint(
-                condition=Q(mean_rating__isnull=True) | (Q(mean_rating__gte=1) & Q(mean_rating__lte=5)),
+                condition=Q(mean_rating__isnull=True)
+                | (Q(mean_rating__gte=1) & Q(mean_rating__lte=5)),
                 name="prompt_mean_rating_1_5",
             ),
             models.CheckConstraint(

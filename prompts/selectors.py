@@ -71,7 +71,10 @@ def prompt_detail(prompt_id: Any) -> Prompt:
     queryset = Prompt.objects.filter(pk=prompt.pk).select_related("parent", "variant_of")
     prompt = queryset.prefetch_related("tags", "metadata", "metrics", "history").get()
     by_rating = dict(
-        prompt.feedback.order_by().values_list("rating").annotate(n=Count("id")).values_list("rating", "n")
+        prompt.feedback.order_by()
+        .values_list("rating")
+        .annotate(n=Count("id"))
+        .values_list("rating", "n")
     )
     total = sum(by_rating.values())
     mean = round(sum(r * n for r, n in by_rating.items()) / total, 4) if total else None
@@ -153,7 +156,9 @@ def evals_for_hash(content_hash: str, *, limit: int = 50) -> list[dict] | None:
         stats = apps.get_model("evals", "EvalPromptStats")
     except (ImportError, LookupError):
         return None
-    same_prompt = stats.objects.filter(eval_id=OuterRef("eval_id"), prompt_idx=OuterRef("prompt_idx"))
+    same_prompt = stats.objects.filter(
+        eval_id=OuterRef("eval_id"), prompt_idx=OuterRef("prompt_idx")
+    )
     counts = {
         name: Subquery(same_prompt.values(name)[:1])
         for name in ("pass_count", "fail_count", "error_count")
@@ -162,8 +167,13 @@ def evals_for_hash(content_hash: str, *, limit: int = 50) -> list[dict] | None:
         eval_prompt.objects.filter(prompt_text__content_hash=content_hash)
         .annotate(**counts)
         .values(
-            "eval_id", "eval__description", "eval__created_at", "provider", "label",
-            "prompt_idx", *counts,
+            "eval_id",
+            "eval__description",
+            "eval__created_at",
+            "provider",
+            "label",
+            "prompt_idx",
+            *counts,
         )
         .order_by("-eval__created_at", "prompt_idx")[:limit]
     )

@@ -278,7 +278,8 @@ def descendant_ids(prompt: Prompt) -> list[list]:
     seen = {prompt.pk}
     while frontier:
         children = [
-            pk for pk in Prompt.objects.filter(parent_id__in=frontier).values_list("id", flat=True)
+            pk
+            for pk in Prompt.objects.filter(parent_id__in=frontier).values_list("id", flat=True)
             if pk not in seen
         ]
         if not children:

@@ -181,7 +181,7 @@ def _read_jsonl(text: str) -> list[Record]:
             records.append(None)  # header seen
             continue
         if "table" not in item or "row" not in item:
-            raise Invalid(f"line {number}: expected {{\"table\": …, \"row\": {{…}}}}.")
+            raise Invalid(f'line {number}: expected {{"table": …, "row": {{…}}}}.')
         records.append(Record(f"line {number}", item["table"], item["row"]))
     if not records or records[0] is not None:
         raise Invalid(f"line 1: missing the {FORMAT!r} header; is this an Alchemy prompts export?")
@@ -192,7 +192,9 @@ def _check_header(header: dict, *, where: str) -> None:
     if header.get("format") != FORMAT:
         raise Invalid(f"{where}: format is {header.get('format')!r}, expected {FORMAT!r}.")
     if header.get("version") != VERSION:
-        raise Invalid(f"{where}: version {header.get('version')!r} is not supported (want {VERSION}).")
+        raise Invalid(
+            f"{where}: version {header.get('version')!r} is not supported (want {VERSION})."
+        )
 
 
 @dataclass
@@ -303,7 +305,10 @@ def _check_references(built) -> None:
                 if ref is not None and str(ref) not in prompt_ids:
                     wanted.setdefault(str(ref), f"{record.where}: {attname} {ref}")
     if wanted:
-        present = {str(pk) for pk in Prompt.objects.filter(pk__in=list(wanted)).values_list("pk", flat=True)}
+        present = {
+            str(pk)
+            for pk in Prompt.objects.filter(pk__in=list(wanted)).values_list("pk", flat=True)
+        }
         missing = [where for ref, where in wanted.items() if ref not in present]
         if missing:
             raise Invalid(f"{missing[0]} is neither in the file nor in the database.")

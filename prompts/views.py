@@ -33,7 +33,13 @@ def prompt_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "prompts/list.html",
-        {"filter": filterset, "page": page, "sort": sort, "sorts": list(SORTS), "query": query.urlencode()},
+        {
+            "filter": filterset,
+            "page": page,
+            "sort": sort,
+            "sorts": list(SORTS),
+            "query": query.urlencode(),
+        },
     )
 
 
@@ -42,7 +48,10 @@ def history_diffs(prompt) -> list[dict]:
     diffs = []
     for entry in prompt.history.all():
         lines = difflib.unified_diff(
-            entry.previous_content.splitlines(), entry.updated_content.splitlines(), lineterm="", n=2
+            entry.previous_content.splitlines(),
+            entry.updated_content.splitlines(),
+            lineterm="",
+            n=2,
         )
         tagged = []
         for line in list(lines)[2:]:
@@ -57,7 +66,9 @@ def metric_chart(prompt) -> dict | None:
     metrics = list(prompt.metrics.all())
     series = None
     for field, name in (("success_rate", "success rate"), ("response_time_ms", "response time ms")):
-        points = [(m.created_at, getattr(m, field)) for m in metrics if getattr(m, field) is not None]
+        points = [
+            (m.created_at, getattr(m, field)) for m in metrics if getattr(m, field) is not None
+        ]
         if len(points) >= 2:
             series = (name, points)
             break
@@ -73,8 +84,14 @@ def metric_chart(prompt) -> dict | None:
         for i, (_, v) in enumerate(points)
     )
     return {
-        "label": label, "points": coords, "low": low, "high": high,
-        "first": points[0][0], "last": points[-1][0], "width": CHART_WIDTH, "height": CHART_HEIGHT,
+        "label": label,
+        "points": coords,
+        "low": low,
+        "high": high,
+        "first": points[0][0],
+        "last": points[-1][0],
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
     }
 
 
@@ -111,8 +128,11 @@ def add_feedback(request: HttpRequest, prompt_id) -> HttpResponse:
     try:
         rating = int(request.POST.get("rating", ""))
         learning.record_feedback(
-            prompt=prompt, rating=rating, feedback_text=request.POST.get("feedback_text", "")[:5000],
-            feedback_type="page", session_id=request.session.session_key or "",
+            prompt=prompt,
+            rating=rating,
+            feedback_text=request.POST.get("feedback_text", "")[:5000],
+            feedback_type="page",
+            session_id=request.session.session_key or "",
         )
     except (ValueError, ServiceError):
         messages.error(request, "Choose a rating from 1 to 5.")

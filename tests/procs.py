@@ -33,7 +33,9 @@ def script(body: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def run_django(body: str, home: Path, *, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+def run_django(
+    body: str, home: Path, *, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess:
     """Run `body` after django.setup() in a new interpreter; raises if it fails."""
     result = subprocess.run(
         script(body), env=django_env(home, **env), capture_output=True, text=True, timeout=timeout
@@ -45,13 +47,20 @@ def run_django(body: str, home: Path, *, timeout: float = 120, **env: str) -> su
 
 def start_django(body: str, home: Path, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
-        script(body), env=django_env(home, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        script(body),
+        env=django_env(home, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
 
 
 def manage(*args: str, home: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(REPO / "manage.py"), *args], env=django_env(home, **env),
-        capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        [sys.executable, str(REPO / "manage.py"), *args],
+        env=django_env(home, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
     )

@@ -7,8 +7,14 @@ from tracing.models import Span, Trace
 
 class SpanInline(admin.TabularInline):
     model = Span
-    fields = ("name", "span_id", "parent_span_id", "status_code", "start_time_unix_nano",
-              "end_time_unix_nano")
+    fields = (
+        "name",
+        "span_id",
+        "parent_span_id",
+        "status_code",
+        "start_time_unix_nano",
+        "end_time_unix_nano",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -21,8 +27,15 @@ class SpanInline(admin.TabularInline):
 @admin.register(Trace)
 class TraceAdmin(admin.ModelAdmin):
     # Spans are written only by the receiver; the admin is for looking and deleting.
-    list_display = ("trace_id", "name", "evaluation_id", "test_case_id", "span_count",
-                    "status_code", "started_at")
+    list_display = (
+        "trace_id",
+        "name",
+        "evaluation_id",
+        "test_case_id",
+        "span_count",
+        "status_code",
+        "started_at",
+    )
     list_filter = ("status_code",)
     search_fields = ("trace_id", "evaluation_id", "test_case_id", "name")
     date_hierarchy = "created_at"

@@ -39,7 +39,10 @@ def list_traces(request: HttpRequest, filters: Query[TraceFilters]):
     filterset = filtered_traces(filters.dict(exclude_none=True))
     if not filterset.is_valid():
         raise ValidationError(
-            [{"loc": ["query", key], "msg": "; ".join(errors)} for key, errors in filterset.errors.items()]
+            [
+                {"loc": ["query", key], "msg": "; ".join(errors)}
+                for key, errors in filterset.errors.items()
+            ]
         )
     return filterset.qs
 

@@ -21,10 +21,19 @@ class OtlpOnly:
             return
         if scope["type"] != "http":
             return  # websockets and lifespan: nothing to serve here
-        await send({"type": "http.response.start", "status": 404,
-                    "headers": [(b"content-type", b"text/plain")]})
-        await send({"type": "http.response.body",
-                    "body": b"Only the OTLP receiver (/v1/traces) is served on this port.\n"})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 404,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"Only the OTLP receiver (/v1/traces) is served on this port.\n",
+            }
+        )
 
 
 def otlp_application():

@@ -42,15 +42,23 @@ class Trace(models.Model):
     # kept twice: the id as received, and a FK resolved when the eval row exists.
     evaluation_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
     eval = models.ForeignKey(
-        "evals.Eval", null=True, blank=True, on_delete=models.SET_NULL,
-        db_constraint=False, related_name="traces",
+        "evals.Eval",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="traces",
     )
     test_case_id = models.CharField(max_length=255, blank=True, default="")
     test_idx = models.PositiveIntegerField(null=True, blank=True)
     prompt_idx = models.PositiveIntegerField(null=True, blank=True)
     result = models.ForeignKey(
-        "evals.EvalResult", null=True, blank=True, on_delete=models.SET_NULL,
-        db_constraint=False, related_name="traces",
+        "evals.EvalResult",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="traces",
     )
     metadata = models.JSONField(default=dict, blank=True)
 

@@ -28,8 +28,14 @@ _PROTOBUF_TYPES = {PROTOBUF, "application/protobuf"}
 
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
 # OTLP/JSON carries ids as hex; protobuf's JSON mapping expects base64 for bytes.
-_ID_FIELDS = {"traceId": 16, "spanId": 8, "parentSpanId": 8, "trace_id": 16, "span_id": 8,
-              "parent_span_id": 8}
+_ID_FIELDS = {
+    "traceId": 16,
+    "spanId": 8,
+    "parentSpanId": 8,
+    "trace_id": 16,
+    "span_id": 8,
+    "parent_span_id": 8,
+}
 
 
 class OtlpError(Exception):
@@ -60,8 +66,7 @@ def response_format(content_type: str) -> str:
     if kind == JSON:
         return JSON
     raise UnsupportedMediaType(
-        f"Content-Type {content_type or '(none)'!r} is not supported; "
-        f"send {PROTOBUF} or {JSON}."
+        f"Content-Type {content_type or '(none)'!r} is not supported; send {PROTOBUF} or {JSON}."
     )
 
 
@@ -96,7 +101,9 @@ def parse_request(data: bytes, fmt: str) -> ExportTraceServiceRequest:
         try:
             request.ParseFromString(data)
         except DecodeError as exc:
-            raise Malformed(f"The protobuf body is not an ExportTraceServiceRequest: {exc}") from None
+            raise Malformed(
+                f"The protobuf body is not an ExportTraceServiceRequest: {exc}"
+            ) from None
         return request
     try:
         document = json.loads(data)

@@ -37,7 +37,9 @@ def max_body_bytes() -> int:
     return settings.OTLP_MAX_BODY_BYTES
 
 
-def _failure(fmt: str, status: int, message: str, *, retry_after: int | None = None) -> HttpResponse:
+def _failure(
+    fmt: str, status: int, message: str, *, retry_after: int | None = None
+) -> HttpResponse:
     response = HttpResponse(
         otlp.encode_status(fmt, code=_RPC_CODE.get(status, 2), message=message),
         content_type=fmt,
@@ -64,7 +66,8 @@ def export_traces(request: HttpRequest) -> HttpResponse:
         fmt, unsupported = otlp.JSON, exc
     if not _authenticated(request):
         return _failure(
-            fmt, HTTPStatus.UNAUTHORIZED,
+            fmt,
+            HTTPStatus.UNAUTHORIZED,
             "Send an API key: Authorization: Bearer <key> or x-api-key: <key>.",
         )
     if unsupported is not None:
@@ -88,8 +91,10 @@ def export_traces(request: HttpRequest) -> HttpResponse:
     count = services.count_spans(export)
     if not services.pending_spans.reserve(count):
         return _failure(
-            fmt, HTTPStatus.TOO_MANY_REQUESTS,
-            "Too many spans are waiting to be written; retry later.", retry_after=1,
+            fmt,
+            HTTPStatus.TOO_MANY_REQUESTS,
+            "Too many spans are waiting to be written; retry later.",
+            retry_after=1,
         )
     try:
         outcome = services.ingest_request(request=export)
@@ -98,8 +103,10 @@ def export_traces(request: HttpRequest) -> HttpResponse:
             raise
         logger.warning("OTLP export of %d spans deferred: %s", count, exc)
         return _failure(
-            fmt, HTTPStatus.SERVICE_UNAVAILABLE,
-            "The database is busy; nothing was stored. Retry shortly.", retry_after=1,
+            fmt,
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "The database is busy; nothing was stored. Retry shortly.",
+            retry_after=1,
         )
     finally:
         services.pending_spans.release(count)

@@ -16,8 +16,15 @@ from django.conf import settings
 REDACTED = "[REDACTED]"
 
 SENSITIVE_PARTS = (
-    "authorization", "cookie", "token", "api_key", "apikey", "secret",
-    "password", "passphrase", "private_key",
+    "authorization",
+    "cookie",
+    "token",
+    "api_key",
+    "apikey",
+    "secret",
+    "password",
+    "passphrase",
+    "private_key",
 )
 # Token *counts* are what cost tracking reads (gen_ai.usage.input_tokens,
 # llm.token_count.total); they are numbers, not credentials, and are kept.

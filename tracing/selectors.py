@@ -44,13 +44,18 @@ def resolve_links(traces: Sequence[Trace]) -> None:
         if trace.evaluation_id in known:
             trace.eval_id = trace.evaluation_id
             if trace.test_idx is not None and trace.prompt_idx is not None:
-                wanted |= Q(eval_id=trace.evaluation_id, test_idx=trace.test_idx,
-                            prompt_idx=trace.prompt_idx)
+                wanted |= Q(
+                    eval_id=trace.evaluation_id,
+                    test_idx=trace.test_idx,
+                    prompt_idx=trace.prompt_idx,
+                )
     if not wanted:
         return
     results = {
         (row["eval_id"], row["test_idx"], row["prompt_idx"]): row["pk"]
-        for row in EvalResult.objects.filter(wanted).values("pk", "eval_id", "test_idx", "prompt_idx")
+        for row in EvalResult.objects.filter(wanted).values(
+            "pk", "eval_id", "test_idx", "prompt_idx"
+        )
     }
     for trace in traces:
         trace.result_id = results.get((trace.eval_id, trace.test_idx, trace.prompt_idx))
@@ -74,7 +79,11 @@ def span_tree(trace: Trace, spans: Sequence[Span]) -> list[SpanNode]:
     children: dict[str, list[Span]] = {}
     roots: list[Span] = []
     for span in ordered:
-        if span.parent_span_id and span.parent_span_id in ids and span.parent_span_id != span.span_id:
+        if (
+            span.parent_span_id
+            and span.parent_span_id in ids
+            and span.parent_span_id != span.span_id
+        ):
             children.setdefault(span.parent_span_id, []).append(span)
         else:
             roots.append(span)
@@ -85,7 +94,8 @@ def span_tree(trace: Trace, spans: Sequence[Span]) -> list[SpanNode]:
         seen.add(span.span_id)
         node = SpanNode(span=span, depth=depth, offset_ns=span.start_time_unix_nano - origin)
         node.children = [
-            build(child, depth + 1) for child in children.get(span.span_id, [])
+            build(child, depth + 1)
+            for child in children.get(span.span_id, [])
             if child.span_id not in seen  # a parent cycle cannot recurse forever
         ]
         return node
@@ -106,7 +116,9 @@ def flatten(nodes: Sequence[SpanNode]) -> list[SpanNode]:
 def waterfall(trace: Trace, spans: Sequence[Span]) -> list[WaterfallRow]:
     """Depth-first rows with each bar's offset and width as % of the trace's span of time."""
     nodes = flatten(span_tree(trace, spans))
-    total = trace.duration_ns or max((node.offset_ns + node.span.duration_ns for node in nodes), default=0)
+    total = trace.duration_ns or max(
+        (node.offset_ns + node.span.duration_ns for node in nodes), default=0
+    )
     rows = []
     for node in nodes:
         if total <= 0:

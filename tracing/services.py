@@ -174,7 +174,9 @@ def ingest_request(*, request: ExportTraceServiceRequest) -> IngestOutcome:
             Span.objects.bulk_create(decoded.spans, batch_size=WRITE_BATCH, ignore_conflicts=True)
             _refresh_summaries(list(traces.values()))
     message = "; ".join(decoded.errors[:5])
-    return IngestOutcome(accepted=len(decoded.spans), rejected=decoded.rejected, error_message=message)
+    return IngestOutcome(
+        accepted=len(decoded.spans), rejected=decoded.rejected, error_message=message
+    )
 
 
 def _decode(request: ExportTraceServiceRequest) -> _Decoded:
@@ -252,7 +254,7 @@ def _span_row(span, trace_id: str, attributes: dict, resource_attributes: dict) 
 
 def _chunks(items: Sequence, size: int = WRITE_BATCH) -> Iterable[Sequence]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _upsert_traces(links: dict[str, _Link]) -> dict[str, Trace]:
@@ -331,9 +333,21 @@ def _refresh_summaries(traces: Sequence[Trace]) -> None:
     Trace.objects.bulk_update(
         traces,
         [
-            "evaluation_id", "eval", "test_case_id", "test_idx", "prompt_idx", "result",
-            "name", "start_time_unix_nano", "end_time_unix_nano", "duration_ns", "started_at",
-            "span_count", "error_count", "status_code", "updated_at",
+            "evaluation_id",
+            "eval",
+            "test_case_id",
+            "test_idx",
+            "prompt_idx",
+            "result",
+            "name",
+            "start_time_unix_nano",
+            "end_time_unix_nano",
+            "duration_ns",
+            "started_at",
+            "span_count",
+            "error_count",
+            "status_code",
+            "updated_at",
         ],
         batch_size=WRITE_BATCH,
     )

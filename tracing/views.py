@@ -15,12 +15,16 @@ PAGE_SIZE = 50
 
 def trace_list(request: HttpRequest) -> HttpResponse:
     filterset = filtered_traces(request.GET)
-    page = Paginator(filterset.qs if filterset.is_valid() else filterset.queryset.none(),
-                     PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(
+        filterset.qs if filterset.is_valid() else filterset.queryset.none(), PAGE_SIZE
+    ).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "tracing/trace_list.html",
-                  {"filter": filterset, "page": page, "query": query.urlencode()})
+    return render(
+        request,
+        "tracing/trace_list.html",
+        {"filter": filterset, "page": page, "query": query.urlencode()},
+    )
 
 
 def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:

@@ -38,9 +38,7 @@ def test_a_data_url_output_becomes_a_blob_reference_stored_once(an_eval):
 
 def test_the_same_bytes_a_thousand_times_occupy_one_file_and_one_row(an_eval):
     url = data_url(payload(2048))
-    results = [
-        {"testIdx": i, "promptIdx": 0, "response": {"output": url}} for i in range(1000)
-    ]
+    results = [{"testIdx": i, "promptIdx": 0, "response": {"output": url}} for i in range(1000)]
 
     refs = externalize_results(eval_id=an_eval.id, results=results)
     save_references(refs)
@@ -86,9 +84,7 @@ def test_oversized_data_is_rejected_before_anything_is_written(an_eval, settings
 def test_invalid_base64_stays_inline_untouched(an_eval):
     broken = "data:image/png;base64," + "A" * 2001  # length 1 mod 4: no padding can fix it
     junk_tail = data_url(payload(2048)) + "!!not base64"
-    results = [
-        {"testIdx": 0, "promptIdx": 0, "response": {"output": broken, "other": junk_tail}}
-    ]
+    results = [{"testIdx": 0, "promptIdx": 0, "response": {"output": broken, "other": junk_tail}}]
 
     assert externalize_results(eval_id=an_eval.id, results=results) == []
     assert results[0]["response"] == {"output": broken, "other": junk_tail}

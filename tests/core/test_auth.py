@@ -51,7 +51,11 @@ def test_every_api_route_rejects_anonymous_requests_with_401():
     for path, methods in routes:
         for method in methods:
             response = client.generic(method, path, data=b"{}", content_type="application/json")
-            assert response.status_code == HTTPStatus.UNAUTHORIZED, (method, path, response.status_code)
+            assert response.status_code == HTTPStatus.UNAUTHORIZED, (
+                method,
+                path,
+                response.status_code,
+            )
             assert "detail" in response.json()
 
 
@@ -74,7 +78,8 @@ def test_keys_of_inactive_users_are_rejected(user, api_key):
 
 
 @pytest.mark.parametrize(
-    "raw", ["", "alc_", "alc_nounderscore", "Bearer", "alc_abc_def", "x" * 5000, "alc_\u00e9_\u00e9"]
+    "raw",
+    ["", "alc_", "alc_nounderscore", "Bearer", "alc_abc_def", "x" * 5000, "alc_\u00e9_\u00e9"],
 )
 def test_malformed_keys_are_rejected_without_errors(raw, user):
     create_api_key(user=user)
@@ -100,7 +105,9 @@ def test_last_used_is_touched_at_most_once_per_interval(user, settings):
 
 def test_create_api_key_prints_a_working_key_once(user):
     out = StringIO()
-    call_command("create_api_key", "--user", user.username, "--name", "laptop", stdout=out, stderr=StringIO())
+    call_command(
+        "create_api_key", "--user", user.username, "--name", "laptop", stdout=out, stderr=StringIO()
+    )
     raw = out.getvalue().strip()
     assert verify_api_key(raw).user == user
     assert ApiKey.objects.get().name == "laptop"
@@ -163,6 +170,8 @@ def test_repeated_failed_logins_are_rate_limited(client, user, settings):
     for _ in range(3):
         response = client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
         assert response.status_code == HTTPStatus.OK
-    response = client.post("/accounts/login/", {"username": "alice", "password": "correct-horse-battery"})
+    response = client.post(
+        "/accounts/login/", {"username": "alice", "password": "correct-horse-battery"}
+    )
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert b"Too many failed attempts" in response.content

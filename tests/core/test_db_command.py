@@ -18,7 +18,6 @@ from tests.procs import run_django, start_django
 pytestmark = pytest.mark.django_db
 
 
-
 def db(*args: str) -> str:
     out = StringIO()
     call_command("db", *args, stdout=out, stderr=StringIO())
@@ -29,9 +28,13 @@ def make_sqlite_file(path: Path, rows: int = 50) -> Path:
     con = sqlite3.connect(path)
     con.execute("PRAGMA foreign_keys=ON")
     con.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT)")
-    con.execute("CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id))")
+    con.execute(
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id))"
+    )
     con.execute("CREATE INDEX child_parent ON child(parent_id)")
-    con.executemany("INSERT INTO parent (id, name) VALUES (?, ?)", [(i, "x" * 500) for i in range(rows)])
+    con.executemany(
+        "INSERT INTO parent (id, name) VALUES (?, ?)", [(i, "x" * 500) for i in range(rows)]
+    )
     con.executemany("INSERT INTO child (parent_id) VALUES (?)", [(i,) for i in range(rows)])
     con.commit()
     con.close()
@@ -64,7 +67,9 @@ def test_integrity_check_fails_on_a_file_that_is_not_a_database(tmp_path):
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not sqlite" * 500)
     with pytest.raises(CommandError, match="db restore"):
-        call_command("db", "integrity-check", "--file", str(junk), stdout=StringIO(), stderr=StringIO())
+        call_command(
+            "db", "integrity-check", "--file", str(junk), stdout=StringIO(), stderr=StringIO()
+        )
 
 
 def test_integrity_check_reports_an_orphaned_foreign_key_in_a_file(tmp_path):
@@ -183,7 +188,10 @@ def test_restore_brings_back_the_rows_of_a_backup(tmp_path):
         home,
     )
     backup = tmp_path / "notes-backup.db"
-    run_django(f"from alchemy_site import dbcare; dbcare.backup(__import__('pathlib').Path({str(backup)!r}))", home)
+    run_django(
+        f"from alchemy_site import dbcare; dbcare.backup(__import__('pathlib').Path({str(backup)!r}))",
+        home,
+    )
     run_django(
         "from django.db import connection\n"
         "with connection.cursor() as c:\n    c.execute('DELETE FROM notes')",

@@ -19,7 +19,9 @@ def admin_client(client, staff_user):
     return client
 
 
-def test_the_prompt_changelist_searches_filters_and_sorts(admin_client, django_assert_max_num_queries):
+def test_the_prompt_changelist_searches_filters_and_sorts(
+    admin_client, django_assert_max_num_queries
+):
     for _ in range(10):
         PromptFactory(content="sql helper", tags=["sql"])
     url = reverse("admin:prompts_prompt_changelist")
@@ -45,11 +47,23 @@ def test_editing_content_in_the_admin_goes_through_the_service(admin_client):
     prompt = PromptFactory(content="before", tags=["a"])
     url = reverse("admin:prompts_prompt_change", args=[prompt.pk])
     data = {
-        "content": "after", "original_input": "", "tags": [t.pk for t in prompt.tags.all()],
-        "phase": "solutio", "provider": "openai", "model": "gpt-4o", "temperature": "",
-        "max_tokens": "", "actual_tokens": "", "persona": "generic", "target_model_family": "",
-        "target_use_case": "", "session_id": "", "source_type": "manual",
-        "enhancement_method": "", "parent": "", "variant_of": "",
+        "content": "after",
+        "original_input": "",
+        "tags": [t.pk for t in prompt.tags.all()],
+        "phase": "solutio",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "temperature": "",
+        "max_tokens": "",
+        "actual_tokens": "",
+        "persona": "generic",
+        "target_model_family": "",
+        "target_use_case": "",
+        "session_id": "",
+        "source_type": "manual",
+        "enhancement_method": "",
+        "parent": "",
+        "variant_of": "",
     }
     for prefix in ("metadata", "metrics", "history", "feedback"):
         data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
@@ -92,8 +106,13 @@ def test_feedback_added_in_the_admin_updates_the_prompt(admin_client):
 
     response = admin_client.post(
         reverse("admin:prompts_userfeedback_add"),
-        {"prompt": str(prompt.pk), "rating": "5", "feedback_type": "", "feedback_text": "great",
-         "session_id": ""},
+        {
+            "prompt": str(prompt.pk),
+            "rating": "5",
+            "feedback_type": "",
+            "feedback_text": "great",
+            "session_id": "",
+        },
     )
 
     assert response.status_code == HTTPStatus.FOUND
@@ -114,10 +133,22 @@ def test_the_feedback_list_filters_by_rating(admin_client):
 
 def test_adding_a_prompt_in_the_admin_hashes_and_embeds_it(admin_client):
     data = {
-        "content": "brand new", "original_input": "", "phase": "solutio", "provider": "openai",
-        "model": "gpt-4o", "temperature": "", "max_tokens": "", "actual_tokens": "",
-        "persona": "generic", "target_model_family": "", "target_use_case": "", "session_id": "",
-        "source_type": "manual", "enhancement_method": "", "parent": "", "variant_of": "",
+        "content": "brand new",
+        "original_input": "",
+        "phase": "solutio",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "temperature": "",
+        "max_tokens": "",
+        "actual_tokens": "",
+        "persona": "generic",
+        "target_model_family": "",
+        "target_use_case": "",
+        "session_id": "",
+        "source_type": "manual",
+        "enhancement_method": "",
+        "parent": "",
+        "variant_of": "",
     }
     for prefix in ("metadata", "metrics", "history", "feedback"):
         data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})

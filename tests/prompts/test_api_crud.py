@@ -72,8 +72,13 @@ def test_detail_includes_metadata_metrics_history_and_feedback_counts(api_client
     prompt = PromptFactory()
     api_client.post(
         reverse("api:add_metadata", args=[prompt.pk]),
-        {"generation_model": "gpt-4o-mini", "generation_provider": "openai",
-         "processing_time": 120, "input_tokens": 1000, "output_tokens": 500},
+        {
+            "generation_model": "gpt-4o-mini",
+            "generation_provider": "openai",
+            "processing_time": 120,
+            "input_tokens": 1000,
+            "output_tokens": 500,
+        },
         content_type="application/json",
     )
     api_client.post(
@@ -82,12 +87,14 @@ def test_detail_includes_metadata_metrics_history_and_feedback_counts(api_client
         content_type="application/json",
     )
     api_client.patch(
-        detail_url(prompt), {"content": "A better prompt", "reason": "clarity"},
+        detail_url(prompt),
+        {"content": "A better prompt", "reason": "clarity"},
         content_type="application/json",
     )
     for rating in (5, 4, 4):
         api_client.post(
-            reverse("api:add_feedback", args=[prompt.pk]), {"rating": rating},
+            reverse("api:add_feedback", args=[prompt.pk]),
+            {"rating": rating},
             content_type="application/json",
         )
 
@@ -108,7 +115,8 @@ def test_editing_content_records_history_and_rehashes(api_client):
     old_embedding = bytes(prompt.embedding)
 
     response = api_client.patch(
-        detail_url(prompt), {"content": "new text entirely", "reason": "rewrite"},
+        detail_url(prompt),
+        {"content": "new text entirely", "reason": "rewrite"},
         content_type="application/json",
     )
 
@@ -156,7 +164,9 @@ def test_deleting_with_cascade_removes_the_whole_subtree(api_client):
 
 
 def test_a_missing_prompt_is_a_404(api_client):
-    response = api_client.get(reverse("api:get_prompt", args=["00000000-0000-0000-0000-000000000000"]))
+    response = api_client.get(
+        reverse("api:get_prompt", args=["00000000-0000-0000-0000-000000000000"])
+    )
 
     assert response.status_code == HTTPStatus.NOT_FOUND
 

@@ -55,7 +55,11 @@ def test_listing_filters_by_tag_phase_and_date(api_client):
 
     response = api_client.get(
         list_url(),
-        {"tag": "sql", "phase": "solutio", "created_after": (T0 - datetime.timedelta(days=1)).isoformat()},
+        {
+            "tag": "sql",
+            "phase": "solutio",
+            "created_after": (T0 - datetime.timedelta(days=1)).isoformat(),
+        },
     )
 
     assert [item["id"] for item in response.json()["items"]] == [str(wanted.pk)]
@@ -85,7 +89,8 @@ def test_search_query_count_is_bounded(api_client, django_assert_max_num_queries
     # Auth (2) + candidates, text levels, rows, tags + a cold vector-matrix build (5).
     with django_assert_max_num_queries(11):
         api_client.post(
-            reverse("api:search_prompts"), {"query": "sql", "mode": "hybrid", "limit": 20},
+            reverse("api:search_prompts"),
+            {"query": "sql", "mode": "hybrid", "limit": 20},
             content_type="application/json",
         )
 
@@ -111,7 +116,9 @@ def test_lineage_across_three_generations(api_client):
 
     from_leaf = api_client.get(reverse("api:get_lineage", args=[grandchild.pk])).json()
     assert [n["id"] for n in from_leaf["ancestors"]] == [
-        str(grandparent.pk), str(parent.pk), str(child.pk)
+        str(grandparent.pk),
+        str(parent.pk),
+        str(child.pk),
     ]
     grandparent.refresh_from_db()
     parent.refresh_from_db()
@@ -123,7 +130,8 @@ def test_a_prompt_cannot_become_its_own_ancestor(api_client):
     child = PromptFactory(parent=parent)
 
     response = api_client.patch(
-        reverse("api:update_prompt", args=[parent.pk]), {"parent_id": str(child.pk)},
+        reverse("api:update_prompt", args=[parent.pk]),
+        {"parent_id": str(child.pk)},
         content_type="application/json",
     )
 
@@ -134,8 +142,13 @@ def test_metadata_endpoint_lists_and_prices_generations(api_client):
     prompt = PromptFactory()
     post = api_client.post(
         reverse("api:add_metadata", args=[prompt.pk]),
-        {"generation_model": "claude-3-5-sonnet-20241022", "generation_provider": "anthropic",
-         "processing_time": 10, "input_tokens": 2_000_000, "output_tokens": 1_000_000},
+        {
+            "generation_model": "claude-3-5-sonnet-20241022",
+            "generation_provider": "anthropic",
+            "processing_time": 10,
+            "input_tokens": 2_000_000,
+            "output_tokens": 1_000_000,
+        },
         content_type="application/json",
     )
 
@@ -150,8 +163,14 @@ def test_metadata_with_inconsistent_totals_is_a_422(api_client):
 
     response = api_client.post(
         reverse("api:add_metadata", args=[prompt.pk]),
-        {"generation_model": "m", "generation_provider": "p", "processing_time": 1,
-         "input_tokens": 1, "output_tokens": 1, "total_tokens": 5},
+        {
+            "generation_model": "m",
+            "generation_provider": "p",
+            "processing_time": 1,
+            "input_tokens": 1,
+            "output_tokens": 1,
+            "total_tokens": 5,
+        },
         content_type="application/json",
     )
 

@@ -39,7 +39,10 @@ def test_reembed_is_quiet_at_verbosity_zero():
 
 def test_reembed_leaves_client_vectors_alone_unless_all():
     services.create_prompt(
-        content="x", phase="solutio", provider="openai", model="m",
+        content="x",
+        phase="solutio",
+        provider="openai",
+        model="m",
         vector=services.Vector(values=[1.0, 0.0], model="toy-2"),
     )
 

@@ -19,7 +19,8 @@ def test_the_api_rejects_ratings_outside_one_to_five(api_client, rating):
     prompt = PromptFactory()
 
     response = api_client.post(
-        reverse("api:add_feedback", args=[prompt.pk]), {"rating": rating},
+        reverse("api:add_feedback", args=[prompt.pk]),
+        {"rating": rating},
         content_type="application/json",
     )
 
@@ -57,8 +58,11 @@ def test_feedback_updates_every_pattern_the_prompt_belongs_to():
 
     keys = set(LearningPattern.objects.values_list("pattern_type", "pattern_key"))
     assert keys == {
-        ("persona", "code"), ("phase", "solutio"), ("provider", "openai"),
-        ("model", "gpt-4o-mini"), ("tag", "sql"),
+        ("persona", "code"),
+        ("phase", "solutio"),
+        ("provider", "openai"),
+        ("model", "gpt-4o-mini"),
+        ("tag", "sql"),
     }
 
 

@@ -94,8 +94,16 @@ def test_cleanup_dry_run_lists_but_changes_nothing():
     out = StringIO()
 
     call_command(
-        "prompts", "cleanup", "--below", "0.1", "--unused-days", "90", "--dry-run",
-        "--now", (T0 + days(100)).isoformat(), stdout=out,
+        "prompts",
+        "cleanup",
+        "--below",
+        "0.1",
+        "--unused-days",
+        "90",
+        "--dry-run",
+        "--now",
+        (T0 + days(100)).isoformat(),
+        stdout=out,
     )
 
     assert "Would archive 1" in out.getvalue()
@@ -111,8 +119,15 @@ def test_cleanup_archives_stale_prompts_but_spares_ones_with_children_or_feedbac
     list(lifecycle.decay(now=T0 + days(100)))
 
     call_command(
-        "prompts", "cleanup", "--below", "0.1", "--unused-days", "90",
-        "--now", (T0 + days(100)).isoformat(), stdout=StringIO(),
+        "prompts",
+        "cleanup",
+        "--below",
+        "0.1",
+        "--unused-days",
+        "90",
+        "--now",
+        (T0 + days(100)).isoformat(),
+        stdout=StringIO(),
     )
 
     archived = set(Prompt.objects.filter(archived_at__isnull=False).values_list("id", flat=True))
@@ -125,8 +140,17 @@ def test_cleanup_force_deletes_protected_prompts_too():
     list(lifecycle.decay(now=T0 + days(100)))
 
     call_command(
-        "prompts", "cleanup", "--below", "0.1", "--unused-days", "90", "--delete", "--force",
-        "--now", (T0 + days(100)).isoformat(), stdout=StringIO(),
+        "prompts",
+        "cleanup",
+        "--below",
+        "0.1",
+        "--unused-days",
+        "90",
+        "--delete",
+        "--force",
+        "--now",
+        (T0 + days(100)).isoformat(),
+        stdout=StringIO(),
     )
 
     assert not Prompt.objects.filter(pk__in=[parent.pk, child.pk]).exists()

@@ -47,10 +47,14 @@ def test_the_detail_page_shows_lineage_history_feedback_and_chart(logged_in_clie
     root = PromptFactory(content="root prompt")
     prompt = PromptFactory(content="line one\nline two", parent=root)
     PromptFactory(content="child prompt", parent=prompt)
-    services.update_prompt(prompt=prompt, content="line one\nline 2", reason="fix", updated_by="bob")
+    services.update_prompt(
+        prompt=prompt, content="line one\nline 2", reason="fix", updated_by="bob"
+    )
     start = timezone.now() - datetime.timedelta(days=3)
     for day, rate in enumerate((0.5, 0.7, 0.9)):
-        services.add_metric(prompt=prompt, success_rate=rate, now=start + datetime.timedelta(days=day))
+        services.add_metric(
+            prompt=prompt, success_rate=rate, now=start + datetime.timedelta(days=day)
+        )
     record_feedback(prompt=prompt, rating=4, feedback_text="solid")
 
     response = logged_in_client.get(reverse("prompts:detail", args=[prompt.pk]))

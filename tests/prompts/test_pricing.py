@@ -21,21 +21,31 @@ def test_default_prices_ship_with_the_migration():
 
 
 def test_the_longest_matching_model_prefix_wins():
-    mini = cost_for(provider="openai", model="gpt-4o-mini-2024-07-18", input_tokens=0, output_tokens=1_000_000)
-    full = cost_for(provider="openai", model="gpt-4o-2024-08-06", input_tokens=0, output_tokens=1_000_000)
+    mini = cost_for(
+        provider="openai", model="gpt-4o-mini-2024-07-18", input_tokens=0, output_tokens=1_000_000
+    )
+    full = cost_for(
+        provider="openai", model="gpt-4o-2024-08-06", input_tokens=0, output_tokens=1_000_000
+    )
 
     assert (mini, full) == (pytest.approx(0.60), pytest.approx(10.0))
 
 
 def test_the_newest_price_in_effect_applies():
     ModelPrice.objects.create(
-        provider="openai", model="gpt-4o", effective_from=datetime.date(2030, 1, 1),
-        input_per_million=Decimal("1"), output_per_million=Decimal("1"),
+        provider="openai",
+        model="gpt-4o",
+        effective_from=datetime.date(2030, 1, 1),
+        input_per_million=Decimal("1"),
+        output_per_million=Decimal("1"),
     )
 
     today = cost_for(provider="openai", model="gpt-4o", input_tokens=1_000_000, output_tokens=0)
     later = cost_for(
-        provider="openai", model="gpt-4o", input_tokens=1_000_000, output_tokens=0,
+        provider="openai",
+        model="gpt-4o",
+        input_tokens=1_000_000,
+        output_tokens=0,
         on=datetime.date(2030, 6, 1),
     )
 
@@ -51,6 +61,12 @@ def test_the_database_requires_total_tokens_to_be_input_plus_output():
 
     with pytest.raises(IntegrityError), transaction.atomic():
         ModelMetadata.objects.create(
-            prompt=prompt, generation_model="m", generation_provider="p", processing_time=1,
-            input_tokens=1, output_tokens=2, total_tokens=4, created_at=timezone.now(),
+            prompt=prompt,
+            generation_model="m",
+            generation_provider="p",
+            processing_time=1,
+            input_tokens=1,
+            output_tokens=2,
+            total_tokens=4,
+            created_at=timezone.now(),
         )

@@ -27,7 +27,9 @@ def eval_with_prompt(eval_id: str, text: str, *, passes: int, fails: int) -> Non
     prompt_text, _ = PromptText.objects.get_or_create(
         id=digest, defaults={"text": text, "content_hash": digest}
     )
-    EvalPrompt.objects.create(eval=ev, prompt_text=prompt_text, prompt_idx=0, label="p", provider="openai:gpt-4o")
+    EvalPrompt.objects.create(
+        eval=ev, prompt_text=prompt_text, prompt_idx=0, label="p", provider="openai:gpt-4o"
+    )
     EvalPromptStats.objects.create(
         eval=ev, prompt_idx=0, pass_count=passes, fail_count=fails, result_count=passes + fails
     )

@@ -129,7 +129,9 @@ def test_a_wrong_dimension_vector_is_a_422_and_nothing_is_saved(api_client):
 def test_a_wrong_dimension_query_vector_is_a_422(api_client):
     PromptFactory()
 
-    response = search(api_client, mode="semantic", vector=[1.0, 0.0], embedding_model="alchemy-hash-384")
+    response = search(
+        api_client, mode="semantic", vector=[1.0, 0.0], embedding_model="alchemy-hash-384"
+    )
 
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
 

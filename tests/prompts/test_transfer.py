@@ -24,11 +24,22 @@ from tests.prompts.factories import PromptFactory
 
 pytestmark = pytest.mark.django_db
 
-TABLES = [Prompt, ModelMetadata, Metric, EnhancementHistory, UserFeedback, LearningPattern, ModelPrice]
+TABLES = [
+    Prompt,
+    ModelMetadata,
+    Metric,
+    EnhancementHistory,
+    UserFeedback,
+    LearningPattern,
+    ModelPrice,
+]
 
 
 def snapshot() -> dict:
-    rows = {model.__name__: sorted(model.objects.values(), key=lambda r: str(r["id"])) for model in TABLES}
+    rows = {
+        model.__name__: sorted(model.objects.values(), key=lambda r: str(r["id"]))
+        for model in TABLES
+    }
     for row in rows["Prompt"]:
         row["embedding"] = bytes(row["embedding"]) if row["embedding"] is not None else None
     rows["tags"] = sorted(Prompt.tags.through.objects.values_list("prompt_id", "tag__name"))
@@ -40,15 +51,23 @@ def build_registry() -> None:
     child = PromptFactory(parent=root, variant_of=root, persona="code")
     PromptFactory(parent=child, provider="anthropic", model="claude-3-5-haiku")
     services.add_metadata(
-        prompt=root, generation_model="gpt-4o", generation_provider="openai",
-        processing_time=900, input_tokens=100, output_tokens=50,
+        prompt=root,
+        generation_model="gpt-4o",
+        generation_provider="openai",
+        processing_time=900,
+        input_tokens=100,
+        output_tokens=50,
     )
     services.add_metric(prompt=root, token_usage=150, success_rate=0.5, user_rating=4)
     services.update_prompt(prompt=child, content="edited child", reason="tighter")
     record_feedback(prompt=root, rating=4, feedback_text="good")
     client_vector = services.Vector(values=[0.6, 0.8], model="toy-2")
     services.create_prompt(
-        content="vectored", phase="coagulatio", provider="ollama", model="llama3", vector=client_vector
+        content="vectored",
+        phase="coagulatio",
+        provider="ollama",
+        model="llama3",
+        vector=client_vector,
     )
 
 
@@ -107,11 +126,18 @@ def test_a_bad_record_is_reported_by_line_and_nothing_is_written(tmp_path: Path)
     call_command("prompts", "export", "--format", "jsonl", "-o", str(path), stdout=StringIO())
     lines = path.read_text().splitlines()
     Prompt.objects.all().delete()
-    feedback = {"table": "user_feedback", "row": {
-        "id": 1, "prompt_id": json.loads(lines[1])["row"]["id"], "rating": 6,
-        "feedback_type": "", "feedback_text": "", "session_id": "",
-        "created_at": "2025-01-01T00:00:00+00:00",
-    }}
+    feedback = {
+        "table": "user_feedback",
+        "row": {
+            "id": 1,
+            "prompt_id": json.loads(lines[1])["row"]["id"],
+            "rating": 6,
+            "feedback_type": "",
+            "feedback_text": "",
+            "session_id": "",
+            "created_at": "2025-01-01T00:00:00+00:00",
+        },
+    }
     path.write_text("\n".join([*lines, json.dumps(feedback)]) + "\n")
 
     with pytest.raises(CommandError, match=rf"line {len(lines) + 1}: .*rating"):

@@ -35,7 +35,20 @@ pytestmark = pytest.mark.django_db
 
 META_KEYS = ["a", "b.c", "x y", "$", 'q"t', "pluginId", "strategyId", "severity"]
 METRIC_KEYS = ["acc", "q.s"]
-WORDS = ["", " ", "\t\n", "a", "A", "ab", "harmful", "Harmful", "harmful:hate", "harmfulx", "1", "true"]
+WORDS = [
+    "",
+    " ",
+    "\t\n",
+    "a",
+    "A",
+    "ab",
+    "harmful",
+    "Harmful",
+    "harmful:hate",
+    "harmfulx",
+    "1",
+    "true",
+]
 RED_TEAM_KEYS = {"plugin": "pluginId", "strategy": "strategyId", "severity": "severity"}
 NUMERIC = {"gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__, "lte": float.__le__}
 MISSING = object()

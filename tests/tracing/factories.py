@@ -28,14 +28,24 @@ def otlp_value(value) -> AnyValue:
 
 
 def otlp_span(
-    trace_id: str, span_id: str, name: str, *, parent: str = "", start_ms: float = 0,
-    duration_ms: float = 1, status: int = 0, attributes: dict | None = None,
+    trace_id: str,
+    span_id: str,
+    name: str,
+    *,
+    parent: str = "",
+    start_ms: float = 0,
+    duration_ms: float = 1,
+    status: int = 0,
+    attributes: dict | None = None,
 ) -> OtlpSpan:
     start = BASE_NS + int(start_ms * 1_000_000)
     return OtlpSpan(
-        trace_id=bytes.fromhex(trace_id), span_id=bytes.fromhex(span_id),
-        parent_span_id=bytes.fromhex(parent) if parent else b"", name=name,
-        start_time_unix_nano=start, end_time_unix_nano=start + int(duration_ms * 1_000_000),
+        trace_id=bytes.fromhex(trace_id),
+        span_id=bytes.fromhex(span_id),
+        parent_span_id=bytes.fromhex(parent) if parent else b"",
+        name=name,
+        start_time_unix_nano=start,
+        end_time_unix_nano=start + int(duration_ms * 1_000_000),
         status=OtlpStatus(code=status),
         attributes=[KeyValue(key=k, value=otlp_value(v)) for k, v in (attributes or {}).items()],
     )
@@ -48,19 +58,33 @@ def export_of(*spans: OtlpSpan) -> ExportTraceServiceRequest:
 
 
 def make_trace(
-    *, name: str = "root", eval_id: str = "", test_case_id: str = "", duration_ms: float = 10,
-    status: int = 0, children: int = 1,
+    *,
+    name: str = "root",
+    eval_id: str = "",
+    test_case_id: str = "",
+    duration_ms: float = 10,
+    status: int = 0,
+    children: int = 1,
 ) -> Trace:
     """A root span and `children` child spans, stored through ingest_request."""
     n = next(_ids)
     trace_id = f"{n:032x}"
     root_id = f"{n:08x}{0:08x}"
     attributes = {"evaluation.id": eval_id, "test.case.id": test_case_id} if eval_id else {}
-    spans = [otlp_span(trace_id, root_id, name, duration_ms=duration_ms, status=status,
-                       attributes=attributes)]
+    spans = [
+        otlp_span(
+            trace_id, root_id, name, duration_ms=duration_ms, status=status, attributes=attributes
+        )
+    ]
     spans += [
-        otlp_span(trace_id, f"{n:08x}{i:08x}", f"{name}.child{i}", parent=root_id,
-                  start_ms=i, duration_ms=duration_ms / (children + 1))
+        otlp_span(
+            trace_id,
+            f"{n:08x}{i:08x}",
+            f"{name}.child{i}",
+            parent=root_id,
+            start_ms=i,
+            duration_ms=duration_ms / (children + 1),
+        )
         for i in range(1, children + 1)
     ]
     ingest_request(request=export_of(*spans))

@@ -78,7 +78,9 @@ def test_a_trace_comes_back_as_a_span_tree_with_durations(api_client):
     assert root["children"][0]["duration_ms"] == 10.0
     assert root["children"][0]["parent_span_id"] == root["span_id"]
     assert int(root["start_time_unix_nano"]) == trace.start_time_unix_nano
-    assert datetime.fromisoformat(body["started_at"]) == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    assert datetime.fromisoformat(body["started_at"]) == datetime(
+        2023, 11, 14, 22, 13, 20, tzinfo=UTC
+    )
 
 
 def test_an_unknown_trace_is_a_404(api_client):

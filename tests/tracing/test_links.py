@@ -31,10 +31,18 @@ def test_spans_of_a_registered_trace_link_without_any_attributes():
     evaluation = make_eval()
     result = EvalResult.objects.create(eval=evaluation, test_idx=2, prompt_idx=0)
     trace_id, parent = parse_traceparent(f"00-{TRACE}-{SPAN}-01")
-    register_trace(trace_id=trace_id, eval_id=evaluation.id, test_case_id="2-0", test_idx=2,
-                   prompt_idx=0, metadata={"vars": {"q": "hi"}})
+    register_trace(
+        trace_id=trace_id,
+        eval_id=evaluation.id,
+        test_case_id="2-0",
+        test_idx=2,
+        prompt_idx=0,
+        metadata={"vars": {"q": "hi"}},
+    )
 
-    ingest_request(request=export_of(otlp_span(TRACE, "1111111111111111", "provider", parent=parent)))
+    ingest_request(
+        request=export_of(otlp_span(TRACE, "1111111111111111", "provider", parent=parent))
+    )
 
     trace = Trace.objects.get()
     assert (trace.eval_id, trace.result_id, trace.test_case_id) == (evaluation.id, result.pk, "2-0")
@@ -80,7 +88,8 @@ def test_resource_attributes_can_carry_the_eval_id():
 
     request = export_of(otlp_span(TRACE, SPAN, "s"))
     request.resource_spans[0].resource.attributes.append(
-        KeyValue(key="evaluation.id", value=AnyValue(string_value="eval-res")))
+        KeyValue(key="evaluation.id", value=AnyValue(string_value="eval-res"))
+    )
 
     ingest_request(request=request)
 

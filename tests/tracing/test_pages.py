@@ -52,9 +52,12 @@ def test_the_trace_page_draws_a_waterfall_with_nesting_widths_and_status(logged_
     assert response.status_code == HTTPStatus.OK
     html = response.content.decode()
     bars = re.findall(r'class="wf-bar status-(\w+)" style="left: ([\d.]+)%; width: ([\d.]+)%', html)
-    assert bars == [("error", "0.000", "100.000"), ("unset", "3.333", "33.333"),
-                    ("unset", "6.667", "33.333")]
-    assert 'padding-left: 1em' in html
+    assert bars == [
+        ("error", "0.000", "100.000"),
+        ("unset", "3.333", "33.333"),
+        ("unset", "6.667", "33.333"),
+    ]
+    assert "padding-left: 1em" in html
     assert "/evals/eval-w%3A1/" in html
 
 

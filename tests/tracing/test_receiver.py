@@ -84,8 +84,10 @@ def test_it_answers_415_for_an_unknown_content_encoding(api_client, payload):
         (b"\xff\xff\xff not protobuf", PROTOBUF),
         (b"{not json", "application/json"),
         (b"[1, 2]", "application/json"),
-        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}',
-         "application/json"),
+        (
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}',
+            "application/json",
+        ),
     ],
 )
 def test_it_answers_400_for_a_malformed_body(api_client, body, content_type):
@@ -121,12 +123,32 @@ def test_it_answers_413_for_a_gzip_bomb_without_inflating_it_all(api_client, set
 
 
 def test_json_requests_get_json_answers_with_partial_success_for_rejected_spans(api_client):
-    body = {"resourceSpans": [{"scopeSpans": [{"spans": [
-        {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
-         "name": "good", "startTimeUnixNano": "1", "endTimeUnixNano": "2"},
-        {"traceId": "00000000000000000000000000000000", "spanId": "b7ad6b7169203332",
-         "name": "zero-trace", "startTimeUnixNano": "1", "endTimeUnixNano": "2"},
-    ]}]}]}
+    body = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "0af7651916cd43dd8448eb211c80319c",
+                                "spanId": "b7ad6b7169203331",
+                                "name": "good",
+                                "startTimeUnixNano": "1",
+                                "endTimeUnixNano": "2",
+                            },
+                            {
+                                "traceId": "00000000000000000000000000000000",
+                                "spanId": "b7ad6b7169203332",
+                                "name": "zero-trace",
+                                "startTimeUnixNano": "1",
+                                "endTimeUnixNano": "2",
+                            },
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
 
     response = post(
         api_client, json.dumps(body).encode(), content_type="application/json; charset=utf-8"
@@ -156,9 +178,7 @@ def test_it_answers_429_with_retry_after_when_too_many_spans_are_pending(
     assert not Span.objects.exists()
 
 
-def test_a_single_request_larger_than_the_queue_is_still_let_through(
-    api_client, payload, settings
-):
+def test_a_single_request_larger_than_the_queue_is_still_let_through(api_client, payload, settings):
     settings.OTLP_QUEUE_MAX_SPANS = 1
 
     response = post(api_client, payload)
@@ -190,4 +210,3 @@ def test_metrics_and_logs_are_acknowledged_and_dropped(client, name):
 
     assert protobuf.status_code == HTTPStatus.OK and protobuf.content == b""
     assert as_json.status_code == HTTPStatus.OK and as_json.json() == {}
-

@@ -135,9 +135,12 @@ def test_sdk_request_sent_as_otlp_json_is_stored(endpoint, api_key, record_spans
     body = json_format.MessageToJson(encode_spans(spans))  # base64 ids, int64 as strings
 
     response = httpx.post(
-        endpoint, content=body,
-        headers={"Authorization": f"Bearer {api_key}",
-                 "Content-Type": "application/json; charset=utf-8"},
+        endpoint,
+        content=body,
+        headers={
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json; charset=utf-8",
+        },
     )
 
     assert response.status_code == 200
@@ -151,31 +154,52 @@ def test_sdk_request_sent_as_otlp_json_is_stored(endpoint, api_key, record_spans
 
 def test_hand_written_json_with_hex_ids_and_gzip_is_stored(endpoint, api_key):
     body = {
-        "resourceSpans": [{
-            "resource": {"attributes": [
-                {"key": "service.name", "value": {"stringValue": "js-provider"}}]},
-            "scopeSpans": [{
-                "scope": {"name": "manual"},
-                "spans": [
-                    {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
-                     "name": "root", "kind": 2, "startTimeUnixNano": "1700000000123456789",
-                     "endTimeUnixNano": "1700000001123456789",
-                     "attributes": [{"key": "x-api-key", "value": {"stringValue": "sk-123"}},
-                                    {"key": "retries", "value": {"intValue": "2"}}],
-                     "status": {"code": 1}},
-                    {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b175",
-                     "parentSpanId": "eee19b7ec3c1b174", "name": "child", "kind": "SPAN_KIND_CLIENT",
-                     "startTimeUnixNano": "1700000000223456789",
-                     "endTimeUnixNano": "1700000000323456789"},
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "js-provider"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "manual"},
+                        "spans": [
+                            {
+                                "traceId": "5b8efff798038103d269b633813fc60c",
+                                "spanId": "eee19b7ec3c1b174",
+                                "name": "root",
+                                "kind": 2,
+                                "startTimeUnixNano": "1700000000123456789",
+                                "endTimeUnixNano": "1700000001123456789",
+                                "attributes": [
+                                    {"key": "x-api-key", "value": {"stringValue": "sk-123"}},
+                                    {"key": "retries", "value": {"intValue": "2"}},
+                                ],
+                                "status": {"code": 1},
+                            },
+                            {
+                                "traceId": "5b8efff798038103d269b633813fc60c",
+                                "spanId": "eee19b7ec3c1b175",
+                                "parentSpanId": "eee19b7ec3c1b174",
+                                "name": "child",
+                                "kind": "SPAN_KIND_CLIENT",
+                                "startTimeUnixNano": "1700000000223456789",
+                                "endTimeUnixNano": "1700000000323456789",
+                            },
+                        ],
+                    }
                 ],
-            }],
-        }]
+            }
+        ]
     }
 
     response = httpx.post(
-        endpoint, content=gzip.compress(json.dumps(body).encode()),
-        headers={"x-api-key": api_key, "Content-Type": "application/json",
-                 "Content-Encoding": "gzip"},
+        endpoint,
+        content=gzip.compress(json.dumps(body).encode()),
+        headers={
+            "x-api-key": api_key,
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        },
     )
 
     assert response.status_code == 200, response.text
@@ -193,8 +217,12 @@ def test_spans_link_to_an_existing_eval_and_result_by_attribute(endpoint, api_ke
     result = EvalResult.objects.create(eval=evaluation, test_idx=4, prompt_idx=1)
 
     def traced(tracer):
-        attributes = {"evaluation.id": evaluation.id, "test.case.id": "case-4",
-                      "test.index": 4, "prompt.index": 1}
+        attributes = {
+            "evaluation.id": evaluation.id,
+            "test.case.id": "case-4",
+            "test.index": 4,
+            "prompt.index": 1,
+        }
         with tracer.start_as_current_span("test-case", attributes=attributes):
             pass
 

@@ -7,9 +7,19 @@ from tracing.redaction import REDACTED, clean_attributes
 
 @pytest.mark.parametrize(
     "key",
-    ["Authorization", "http.request.header.cookie", "auth_token", "x-api-key", "apiKey",
-     "OPENAI_API_KEY", "client_secret", "db.password", "ssh.passphrase", "private-key",
-     "set-cookie"],
+    [
+        "Authorization",
+        "http.request.header.cookie",
+        "auth_token",
+        "x-api-key",
+        "apiKey",
+        "OPENAI_API_KEY",
+        "client_secret",
+        "db.password",
+        "ssh.passphrase",
+        "private-key",
+        "set-cookie",
+    ],
 )
 def test_sensitive_keys_are_redacted_whatever_their_case_or_separators(key):
     assert clean_attributes({key: "s3cr3t"}) == {key: REDACTED}
@@ -23,8 +33,10 @@ def test_token_counts_are_not_mistaken_for_tokens(key):
 
 
 def test_nested_maps_and_lists_are_redacted_too():
-    attributes = {"http.request": {"headers": {"Authorization": "Bearer x", "accept": "*/*"}},
-                  "calls": [{"api_key": "k", "model": "m"}]}
+    attributes = {
+        "http.request": {"headers": {"Authorization": "Bearer x", "accept": "*/*"}},
+        "calls": [{"api_key": "k", "model": "m"}],
+    }
 
     assert clean_attributes(attributes) == {
         "http.request": {"headers": {"Authorization": REDACTED, "accept": "*/*"}},
@@ -36,8 +48,14 @@ def test_long_values_are_truncated_with_a_marker_and_bodies_get_more_room(settin
     settings.OTLP_ATTRIBUTE_MAX_CHARS = 10
     settings.OTLP_BODY_MAX_CHARS = 20
 
-    cleaned = clean_attributes({"url": "u" * 15, "http.response.body": "b" * 25,
-                                "gen_ai.prompt": {"text": "p" * 25}, "short": "ok"})
+    cleaned = clean_attributes(
+        {
+            "url": "u" * 15,
+            "http.response.body": "b" * 25,
+            "gen_ai.prompt": {"text": "p" * 25},
+            "short": "ok",
+        }
+    )
 
     assert cleaned["url"] == "u" * 10 + "… [truncated 5 chars]"
     assert cleaned["http.response.body"] == "b" * 20 + "… [truncated 5 chars]"

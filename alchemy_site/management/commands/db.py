@@ -26,7 +26,9 @@ class Command(BaseCommand):
         check = sub.add_parser(
             "integrity-check", help="Check pages, indexes and foreign keys; exit 1 on any problem."
         )
-        check.add_argument("--file", type=Path, help="Check this SQLite file (a backup, say) instead.")
+        check.add_argument(
+            "--file", type=Path, help="Check this SQLite file (a backup, say) instead."
+        )
         vac = sub.add_parser("vacuum", help="Rebuild the database file, returning free pages.")
         vac.add_argument("--into", type=Path, help="Write a compacted copy here instead (SQLite).")
         sub.add_parser("analyze", help="Refresh the query planner's statistics.")
@@ -35,7 +37,9 @@ class Command(BaseCommand):
         back.add_argument("path", type=Path)
         rest = sub.add_parser("restore", help="Replace the database with a backup.")
         rest.add_argument("path", type=Path)
-        rest.add_argument("--yes", action="store_true", help="Confirm: the current data is replaced.")
+        rest.add_argument(
+            "--yes", action="store_true", help="Confirm: the current data is replaced."
+        )
         sub.add_parser("checkpoint", help="Fold the WAL into the database file (TRUNCATE).")
 
     def handle(self, *args, action: str, **options) -> None:
@@ -79,7 +83,9 @@ class Command(BaseCommand):
 
     def do_backup(self, *, path: Path, **options) -> None:
         dest = dbcare.backup(path)
-        self.stdout.write(self.style.SUCCESS(f"backup written to {dest} ({human(dest.stat().st_size)})"))
+        self.stdout.write(
+            self.style.SUCCESS(f"backup written to {dest} ({human(dest.stat().st_size)})")
+        )
 
     def do_restore(self, *, path: Path, yes: bool, **options) -> None:
         if not yes:
@@ -91,4 +97,6 @@ class Command(BaseCommand):
 
     def do_checkpoint(self, **options) -> None:
         busy, log, done = dbcare.checkpoint()
-        self.stdout.write(self.style.SUCCESS(f"checkpoint: {done}/{log} WAL frames folded (busy={busy})"))
+        self.stdout.write(
+            self.style.SUCCESS(f"checkpoint: {done}/{log} WAL frames folded (busy={busy})")
+        )

@@ -16,7 +16,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--url", default="http://127.0.0.1:8000/", help="Where the server listens.")
+        parser.add_argument(
+            "--url", default="http://127.0.0.1:8000/", help="Where the server listens."
+        )
         parser.add_argument("--username", default="admin")
 
     def handle(self, *args, url: str, username: str, **options) -> None:

@@ -56,7 +56,9 @@ class Command(BaseCommand):
         clean.add_argument(
             "--force", action="store_true", help="Include prompts that have children or feedback."
         )
-        clean.add_argument("--dry-run", action="store_true", help="List what would go; change nothing.")
+        clean.add_argument(
+            "--dry-run", action="store_true", help="List what would go; change nothing."
+        )
         clean.add_argument("--now", type=moment, help="Judge ages as of this ISO time.")
 
         reembed = sub.add_parser("reembed", help="Recompute embeddings with a local embedder.")
@@ -83,7 +85,9 @@ class Command(BaseCommand):
             default="fail",
             help="When a row with the same id exists and differs (default: fail).",
         )
-        imp.add_argument("--dry-run", action="store_true", help="Validate and count; write nothing.")
+        imp.add_argument(
+            "--dry-run", action="store_true", help="Validate and count; write nothing."
+        )
 
     def handle(self, *args, action: str, **options) -> None:
         handler = getattr(self, "do_" + action)
@@ -100,17 +104,29 @@ class Command(BaseCommand):
         for done in lifecycle.decay(now=now):
             bar.advance(done)
         bar.finish()
-        self.stdout.write(self.style.SUCCESS(f"Relevance recomputed for {plural(bar.done, 'prompt')}."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Relevance recomputed for {plural(bar.done, 'prompt')}.")
+        )
 
     def do_cleanup(
-        self, *, below: float, unused_days: int, delete: bool, force: bool, dry_run: bool,
-        now: datetime.datetime | None, verbosity: int, **options,
+        self,
+        *,
+        below: float,
+        unused_days: int,
+        delete: bool,
+        force: bool,
+        dry_run: bool,
+        now: datetime.datetime | None,
+        verbosity: int,
+        **options,
     ) -> None:
         if not 0 <= below <= 1:
             raise CommandError("--below must be between 0 and 1.")
         if unused_days < 0:
             raise CommandError("--unused-days must not be negative.")
-        plan = lifecycle.cleanup_candidates(below=below, unused_days=unused_days, force=force, now=now)
+        plan = lifecycle.cleanup_candidates(
+            below=below, unused_days=unused_days, force=force, now=now
+        )
         verb = "delete" if delete else "archive"
         if verbosity > 1 or dry_run:
             for prompt in plan.candidates:
@@ -132,7 +148,9 @@ class Command(BaseCommand):
         if not all:
             prompts = prompts.filter(embedding_model__in=[embedder.name, ""])
         bar = self.bar(prompts.count(), "reembed", verbosity)
-        for done in services.reembed(prompts=prompts.iterator(chunk_size=500), embedder=embedder.name):
+        for done in services.reembed(
+            prompts=prompts.iterator(chunk_size=500), embedder=embedder.name
+        ):
             bar.advance(done)
         bar.finish()
         self.stdout.write(
@@ -176,4 +194,6 @@ class Command(BaseCommand):
             if created or updated or skipped:
                 self.stdout.write(f"  {table}: {created} new, {updated} updated, {skipped} skipped")
         prefix = "Dry run: would import" if dry_run else "Imported"
-        self.stdout.write(self.style.SUCCESS(f"{prefix} {plural(len(records), 'record')} from {file}."))
+        self.stdout.write(
+            self.style.SUCCESS(f"{prefix} {plural(len(records), 'record')} from {file}.")
+        )

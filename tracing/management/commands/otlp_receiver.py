@@ -10,7 +10,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default="127.0.0.1", help="Interface to bind (default 127.0.0.1).")
+        parser.add_argument(
+            "--host", default="127.0.0.1", help="Interface to bind (default 127.0.0.1)."
+        )
         parser.add_argument("--port", type=int, default=4318, help="Port to bind (default 4318).")
 
     def handle(self, *args, host: str, port: int, **options) -> None:

@@ -26,9 +26,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        prune = sub.add_parser("prune", help="Delete traces (and their spans) stored before a cutoff.")
+        prune = sub.add_parser(
+            "prune", help="Delete traces (and their spans) stored before a cutoff."
+        )
         prune.add_argument(
-            "--older-than", required=True, metavar="AGE",
+            "--older-than",
+            required=True,
+            metavar="AGE",
             help="Age of the traces to delete: 30d, 12h, 90m, 2w …",
         )
         prune.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
@@ -39,5 +43,8 @@ class Command(BaseCommand):
     def do_prune(self, *, older_than: str, dry_run: bool, **options) -> None:
         traces, spans = prune_traces(older_than=parse_age(older_than), dry_run=dry_run)
         verb = "Would delete" if dry_run else "Deleted"
-        self.stdout.write(self.style.SUCCESS(f"{verb} {traces} trace(s) and {spans} span(s) "
-                                             f"stored more than {older_than} ago."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{verb} {traces} trace(s) and {spans} span(s) stored more than {older_than} ago."
+            )
+        )
