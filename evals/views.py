@@ -8,7 +8,6 @@ nothing here builds a results query of its own.
 from __future__ import annotations
 
 import json
-import re
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
@@ -29,7 +28,6 @@ LIST_PAGE_SIZE = 25
 PAGE_SIZES = (10, 25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 25
 RED_TEAM_FILTERS = ("plugin", "strategy", "severity")
-BLOB_RE = re.compile(r"promptfoo://blob/([0-9a-fA-F]{64})")
 
 
 def _int(value: str | None, default: int, *, lowest: int = 0) -> int:
@@ -217,24 +215,6 @@ def eval_detail(request: HttpRequest, eval_id: str) -> HttpResponse:
     return render(request, "evals/detail.html", context)
 
 
-def _blobs_in(*values: Any) -> list[dict[str, str]]:
-    """Blob references inside a result, with their type, for inline <img>/<audio>."""
-    from blobs.models import Blob
-    from blobs.services import blob_url
-
-    shas = dict.fromkeys(
-        sha.lower() for value in values for sha in BLOB_RE.findall(json.dumps(value, default=str))
-    )
-    if not shas:
-        return []
-    types = dict(Blob.objects.filter(sha256__in=list(shas)).values_list("sha256", "mime_type"))
-    return [
-        {"url": blob_url(sha), "mime": types.get(sha, ""), "sha256": sha}
-        for sha in shas
-        if sha in types
-    ]
-
-
 def _traces_for(result: EvalResult) -> list[Any]:
     from tracing.models import Trace
 
@@ -262,7 +242,8 @@ def result_detail(request: HttpRequest, eval_id: str, result_id: int) -> HttpRes
         "components": [c for c in grading.get("componentResults") or [] if isinstance(c, dict)],
         "grading": grading,
         "vars": (result.test_case or {}).get("vars") or {},
-        "media": _blobs_in(result.response, result.metadata, result.test_case),
+        # Rendered by the blobs app's {% blob_media %} tag (images inline, audio players).
+        "media_sources": [result.response, result.metadata],
         "traces": _traces_for(result),
         "back": _safe_back(request.GET.get("back", "")),
     }

@@ -240,3 +240,33 @@ def test_compare_shows_deltas_and_flipped_tests(logged_in_client):
 def test_compare_explains_what_it_needs(logged_in_client, eval_with_results):
     response = logged_in_client.get(reverse("evals:compare"), {"ids": eval_with_results.id})
     assert "at least two" in response.content.decode()
+
+
+def test_the_result_drawer_shows_images_inline_and_audio_with_a_player(logged_in_client):
+    import base64
+
+    eval_ = services.create_eval(config={}, prompts=[{"raw": "draw", "label": "p"}])
+    picture = base64.b64encode(b"\x89PNG" + bytes(range(256)) * 8).decode()
+    sound = base64.b64encode(b"RIFF" + bytes(range(256)) * 8).decode()
+    services.add_results(
+        eval=eval_,
+        results=[
+            {
+                "testIdx": 0,
+                "promptIdx": 0,
+                "success": True,
+                "score": 1,
+                "response": {
+                    "output": f"![chart](data:image/png;base64,{picture})",
+                    "audio": {"data": sound, "format": "wav"},
+                },
+            }
+        ],
+    )
+    result = EvalResult.objects.get(eval=eval_)
+    url = reverse("evals:result", kwargs={"eval_id": eval_.id, "result_id": result.pk})
+
+    page = logged_in_client.get(url, {"partial": "1"}).content.decode()
+
+    assert '<img src="/api/blobs/' in page
+    assert 'src="/api/blobs/' in page.split("<audio", 1)[1]
