@@ -107,6 +107,11 @@ def database_error(request: HttpRequest, exc: DatabaseError):
             {"detail": "Text values must not contain NUL (\\u0000) characters."},
             status=HTTPStatus.UNPROCESSABLE_ENTITY,
         )
+    if isinstance(exc, DataError) and "out of range" in text:
+        return JsonResponse(
+            {"detail": "A number is out of range for the database; nothing was stored."},
+            status=HTTPStatus.UNPROCESSABLE_ENTITY,
+        )
     if "locked" in text or "busy" in text:
         return JsonResponse(
             {

@@ -15,6 +15,9 @@ ProviderName = Literal[tuple(Provider.values)]  # type: ignore[valid-type]
 PersonaName = Literal[tuple(Persona.values)]  # type: ignore[valid-type]
 SourceName = Literal[tuple(SourceType.values)]  # type: ignore[valid-type]
 
+# Django's IntegerField is 32-bit on PostgreSQL: larger counts are a 422, not a 500.
+MAX_DB_INT = 2**31 - 1
+
 
 class VectorIn(Schema):
     values: list[float] = Field(..., min_length=1, max_length=8192)
@@ -24,8 +27,8 @@ class VectorIn(Schema):
 
 class PromptFields(Schema):
     temperature: float | None = Field(None, ge=0)
-    max_tokens: int | None = Field(None, ge=0)
-    actual_tokens: int | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=0, le=MAX_DB_INT)
+    actual_tokens: int | None = Field(None, ge=0, le=MAX_DB_INT)
     session_id: str = Field("", max_length=100)
     source_type: SourceName = "api"
     enhancement_method: str = Field("", max_length=100)
@@ -55,8 +58,8 @@ class PromptPatch(Schema):
     provider: ProviderName | None = None
     model: str | None = Field(None, min_length=1, max_length=200)
     temperature: float | None = Field(None, ge=0)
-    max_tokens: int | None = Field(None, ge=0)
-    actual_tokens: int | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=0, le=MAX_DB_INT)
+    actual_tokens: int | None = Field(None, ge=0, le=MAX_DB_INT)
     session_id: str | None = None
     source_type: SourceName | None = None
     enhancement_method: str | None = None
@@ -125,11 +128,15 @@ class MetadataIn(Schema):
     embedding_provider: str = ""
     model_version: str = ""
     api_version: str = ""
-    processing_time: int = Field(..., ge=0, description="Milliseconds.")
-    input_tokens: int = Field(..., ge=0)
-    output_tokens: int = Field(..., ge=0)
-    total_tokens: int | None = Field(None, ge=0, description="Defaults to input + output.")
-    cost: float | None = Field(None, ge=0, description="USD; omitted, the price table is used.")
+    processing_time: int = Field(..., ge=0, le=MAX_DB_INT, description="Milliseconds.")
+    input_tokens: int = Field(..., ge=0, le=MAX_DB_INT)
+    output_tokens: int = Field(..., ge=0, le=MAX_DB_INT)
+    total_tokens: int | None = Field(
+        None, ge=0, le=MAX_DB_INT, description="Defaults to input + output."
+    )
+    cost: float | None = Field(
+        None, ge=0, le=MAX_DB_INT, description="USD; omitted, the price table is used."
+    )
 
 
 class MetadataOut(Schema):
@@ -149,8 +156,8 @@ class MetadataOut(Schema):
 
 
 class MetricIn(Schema):
-    token_usage: int | None = Field(None, ge=0)
-    response_time_ms: int | None = Field(None, ge=0)
+    token_usage: int | None = Field(None, ge=0, le=MAX_DB_INT)
+    response_time_ms: int | None = Field(None, ge=0, le=MAX_DB_INT)
     success_rate: float | None = Field(None, ge=0, le=1)
     user_rating: int | None = Field(None, ge=1, le=5)
     feedback: str = ""
