@@ -3,19 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.template.defaultfilters import filesizeformat
 
 from alchemy_site import dbcare
 
 
 def human(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+    """Bytes as Django's filesizeformat shows them; "-" where the size is unknown."""
+    return "-" if n is None else filesizeformat(n)
 
 
 class Command(BaseCommand):
