@@ -1,8 +1,9 @@
-"""The blobs write path: media out of results into content-addressed storage, and back.
+"""The blobs write path: media out of results and spans into content-addressed storage.
 
-`externalize_results` runs on every result batch the evals write path stores, so its
-no-media path is a walk over string values with a length and substring test each;
-regexes and base64 run only on strings that already look like media.
+`externalize_results` runs on every result batch the evals write path stores, and
+`externalize_span_media` on every OTLP export, so their no-media path is a walk over
+string values with a length and substring test each; regexes and base64 run only on
+strings that already look like media. Both find media with the same `_find_sites`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -58,6 +59,24 @@ AUDIO_MIME_BY_FORMAT = {
     "pcm16": "audio/L16",
 }
 SAFE_FORMAT_RE = re.compile(r"[a-z0-9_+-]+")
+# What a span stores (tracing builds these dicts); resource attributes describe the
+# producer, are shared by every span of an export, and are not scanned.
+SPAN_FIELDS = ("attributes", "events", "links")
+# Span attributes follow no one shape, so bare base64 (no data: URL) counts as media
+# when its JSON path names an image or audio; its leading bytes then give its type.
+MEDIA_PATH_WORDS = ("image", "audio")
+MAGIC_MIME = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"ID3", "audio/mpeg"),
+    (b"\xff\xfb", "audio/mpeg"),
+    (b"OggS", "audio/ogg"),
+    (b"fLaC", "audio/flac"),
+)
+RIFF_MIME = {b"WEBP": "image/webp", b"WAVE": "audio/wav"}
+UNKNOWN_MIME = "application/octet-stream"
 GC_CHUNK = 500
 
 
@@ -69,6 +88,16 @@ class PendingReference:
     eval_id: str
     test_idx: int
     prompt_idx: int
+    location: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaUse:
+    """A blob that the span at `item` of `externalize_span_media`'s list now refers to."""
+
+    item: int
+    blob_sha256: str
     location: str
     kind: str
 
@@ -152,6 +181,17 @@ def _min_base64_chars(min_bytes: int) -> int:
     return max(4 * (min_bytes // 3), 4)
 
 
+def _sniffed_mime(data: str) -> str:
+    """The type of base64 `data` told by its first bytes, or application/octet-stream."""
+    head = base64.b64decode(data[:16])  # 12 bytes: enough for RIFF's subtype at 8..12
+    for magic, mime in MAGIC_MIME:
+        if head.startswith(magic):
+            return mime
+    if head.startswith(b"RIFF"):
+        return RIFF_MIME.get(head[8:12], UNKNOWN_MIME)
+    return UNKNOWN_MIME
+
+
 # --- Externalization (write path) ------------------------------------------------
 
 
@@ -170,13 +210,58 @@ def externalize_results(*, eval_id: str, results: list[dict]) -> list[PendingRef
     not hold SQLite's write lock), then `save_references` inside it.
     """
     min_bytes, max_bytes = conf.min_bytes(), conf.max_bytes()
-    media_sites, ref_sites = _find_sites(results, min_chars=_min_base64_chars(min_bytes))
+    media_sites, ref_sites = _find_sites(
+        results, fields=SCANNED_FIELDS, min_chars=_min_base64_chars(min_bytes)
+    )
     if not media_sites and not ref_sites:
         return []
     _reject_oversized(media_sites, results, max_bytes=max_bytes)
 
-    stored = _store_payloads(media_sites, min_bytes=min_bytes)
     pending: dict[tuple, PendingReference] = {}
+    for site, sha256, mime in _store_and_replace(media_sites, ref_sites, min_bytes=min_bytes):
+        _add_pending(pending, results, site, sha256, mime, eval_id)
+    return list(pending.values())
+
+
+def externalize_span_media(*, spans: list[dict]) -> list[MediaUse]:
+    """Move media in spans into blob storage, replacing it in place by blob URIs.
+
+    `spans` are dicts of a span's SPAN_FIELDS, already redacted (a secret is never
+    stored as a blob) and not yet truncated (a blob URI survives truncation; the
+    media would not). Media is recognised as in `externalize_results`, and bare base64
+    whose JSON path names an image or audio counts too. A payload over BLOB_MAX_BYTES
+    is left in place for truncation: one oversized attribute must not cost a provider
+    its whole export. Call this before the transaction that stores the spans, then
+    `save_span_references` inside it.
+    """
+    min_bytes, max_bytes = conf.min_bytes(), conf.max_bytes()
+    media_sites, ref_sites = _find_sites(
+        spans, fields=SPAN_FIELDS, min_chars=_min_base64_chars(min_bytes), bare_media=True
+    )
+    if not media_sites and not ref_sites:
+        return []
+    for site in media_sites:
+        fitting = [payload for payload in site.payloads if payload.size <= max_bytes]
+        if len(fitting) < len(site.payloads):
+            logger.warning("Span media over %d bytes at %s is not stored", max_bytes, site.location)
+        site.payloads = fitting
+
+    uses: dict[tuple, MediaUse] = {}
+    for site, sha256, mime in _store_and_replace(media_sites, ref_sites, min_bytes=min_bytes):
+        use = MediaUse(site.result_pos, sha256, site.location[:1024], _kind(site, mime))
+        uses[(use.item, use.blob_sha256, use.location)] = use
+    return list(uses.values())
+
+
+def _store_and_replace(
+    media_sites: list[_Site], ref_sites: list[tuple[_Site, list[str]]], *, min_bytes: int
+) -> list[tuple[_Site, str, str]]:
+    """Store each payload and put its blob URI in its place: (site, sha256, mime) per use.
+
+    Blob URIs that were already there (imports) are uses too when their blob is known.
+    """
+    uses: list[tuple[_Site, str, str]] = []
+    stored = _store_payloads(media_sites, min_bytes=min_bytes)
     for site in media_sites:
         value = site.container[site.key]
         kept = [p for p in site.payloads if p.sha256]
@@ -184,8 +269,7 @@ def externalize_results(*, eval_id: str, results: list[dict]) -> list[PendingRef
             value = value[: payload.start] + blob_uri(payload.sha256) + value[payload.end :]
         if kept:
             site.container[site.key] = value
-        for payload in kept:
-            _add_pending(pending, results, site, payload.sha256, stored[payload.sha256], eval_id)
+        uses.extend((site, payload.sha256, stored[payload.sha256]) for payload in kept)
 
     if ref_sites:
         wanted = {sha for site, shas in ref_sites for sha in shas}
@@ -193,10 +277,14 @@ def externalize_results(*, eval_id: str, results: list[dict]) -> list[PendingRef
         for site, shas in ref_sites:
             for sha in shas:
                 if sha in known:
-                    _add_pending(pending, results, site, sha, known[sha], eval_id)
+                    uses.append((site, sha, known[sha]))
                 else:
-                    logger.warning("Result refers to unknown blob %s at %s", sha, site.location)
-    return list(pending.values())
+                    logger.warning("Value refers to unknown blob %s at %s", sha, site.location)
+    return uses
+
+
+def _kind(site: _Site, mime: str) -> str:
+    return BlobKind.AUDIO if site.bare_audio else kind_for_mime(mime)
 
 
 def _add_pending(
@@ -217,25 +305,29 @@ def _add_pending(
         test_idx=test_idx,
         prompt_idx=prompt_idx,
         location=location,
-        kind=BlobKind.AUDIO if site.bare_audio else kind_for_mime(mime),
+        kind=_kind(site, mime),
     )
 
 
 def _find_sites(
-    results: list[dict], *, min_chars: int
+    results: list[dict], *, fields: Sequence[str], min_chars: int, bare_media: bool = False
 ) -> tuple[list[_Site], list[tuple[_Site, list[str]]]]:
+    """Strings under `fields` of each result that hold media, and those with blob URIs.
+
+    `bare_media` also takes bare base64 under a path naming image or audio (spans).
+    """
     media: list[_Site] = []
     refs: list[tuple[_Site, list[str]]] = []
     for pos, result in enumerate(results):
-        if not _may_hold_media(result):
+        if not _may_hold_media(result, fields, min_chars=min_chars if bare_media else None):
             continue
-        for name in SCANNED_FIELDS:
+        for name in fields:
             value = result.get(name)
             if value is None:
                 continue
             for container, key, location, text in _strings(result, name, value):
                 if len(text) >= min_chars:
-                    site = _media_site(pos, container, key, location, text)
+                    site = _media_site(pos, container, key, location, text, bare_media=bare_media)
                     if site is not None:
                         media.append(site)
                         continue
@@ -251,18 +343,22 @@ def _find_sites(
 MEDIA_MARKERS = ("base64,", BLOB_URI_PREFIX, '"data"')
 
 
-def _may_hold_media(result: dict) -> bool:
+def _may_hold_media(result: dict, fields: Sequence[str], *, min_chars: int | None) -> bool:
     """False when no scanned field can hold media: one C-speed dump instead of a walk.
 
     Nearly all results hold no media; walking every string of every result (building a
     JSON path per node) cost add_results about a fifth of its time (tests.bench profile).
+    With `min_chars` (bare media wanted), a field long enough that names image or audio
+    may hold media too: bare base64 has no marker.
     """
-    for name in SCANNED_FIELDS:
+    for name in fields:
         value = result.get(name)
         if value is None:
             continue
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         if any(marker in text for marker in MEDIA_MARKERS):
+            return True
+        if min_chars is not None and len(text) >= min_chars and _names_media(text):
             return True
     return False
 
@@ -282,7 +378,9 @@ def _strings(container: dict | list, key: str | int, value: Any, location: str |
                 yield from _strings(value, index, child, f"{location}[{index}]")
 
 
-def _media_site(pos: int, container: Any, key: Any, location: str, text: str) -> _Site | None:
+def _media_site(
+    pos: int, container: Any, key: Any, location: str, text: str, *, bare_media: bool = False
+) -> _Site | None:
     if "base64," in text:
         payloads = []
         for match in DATA_URL_RE.finditer(text):
@@ -305,7 +403,19 @@ def _media_site(pos: int, container: Any, key: Any, location: str, text: str) ->
         mime = audio_mime(container.get("format"))
         payload = _Payload(0, len(text), mime, data, _decoded_size(data))
         return _Site(pos, container, key, location, bare_audio=True, payloads=[payload])
+    if bare_media and _names_media(location) and BARE_BASE64_RE.fullmatch(text):
+        data = _padded(text)
+        if data is None:
+            return None
+        payload = _Payload(0, len(text), _sniffed_mime(data), data, _decoded_size(data))
+        return _Site(pos, container, key, location, payloads=[payload])
     return None
+
+
+def _names_media(text: str) -> bool:
+    # str.lower and `in` run at C speed; a case-insensitive regex cost ingestion a sixth.
+    lowered = text.lower()
+    return any(word in lowered for word in MEDIA_PATH_WORDS)
 
 
 def _reject_oversized(sites: list[_Site], results: list[dict], *, max_bytes: int) -> None:
@@ -387,6 +497,20 @@ def save_references(refs: list[PendingReference]) -> None:
                 kind=ref.kind,
             )
             for ref in refs
+        ],
+        ignore_conflicts=True,
+        batch_size=GC_CHUNK,
+    )
+
+
+def save_span_references(uses: Iterable[tuple[int, MediaUse]]) -> None:
+    """Record (span pk, use) pairs; call inside the transaction that stores the spans."""
+    BlobReference.objects.bulk_create(
+        [
+            BlobReference(
+                blob_id=use.blob_sha256, span_id=span_pk, location=use.location, kind=use.kind
+            )
+            for span_pk, use in uses
         ],
         ignore_conflicts=True,
         batch_size=GC_CHUNK,

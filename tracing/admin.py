@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from blobs.admin import DeletesBlobReferences
 from tracing.models import Span, Trace
 
 
@@ -25,7 +26,7 @@ class SpanInline(admin.TabularInline):
 
 
 @admin.register(Trace)
-class TraceAdmin(admin.ModelAdmin):
+class TraceAdmin(DeletesBlobReferences, admin.ModelAdmin):
     # Spans are written only by the receiver; the admin is for looking and deleting.
     list_display = (
         "trace_id",
@@ -47,7 +48,7 @@ class TraceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Span)
-class SpanAdmin(admin.ModelAdmin):
+class SpanAdmin(DeletesBlobReferences, admin.ModelAdmin):
     list_display = ("name", "span_id", "trace", "status_code", "started_at")
     list_filter = ("status_code", "kind")
     search_fields = ("span_id", "name", "trace__trace_id")

@@ -1,5 +1,8 @@
 """Secrets out, long strings shortened: applied to every attribute before it is stored.
 
+Span attributes go through `redact_attributes`, then media moves to blobs, then
+`clean_attributes` (which redacts again, harmlessly) shortens what is left.
+
 Keys are matched case-insensitively after folding `-`, `.` and spaces to `_`, so
 `Authorization`, `x-api-key`, `apiKey` and `db.password` are all caught, at any
 depth of nested maps and lists.
@@ -7,6 +10,7 @@ depth of nested maps and lists.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
@@ -39,6 +43,8 @@ def _fold(key: str) -> str:
     return _SEPARATORS.sub("_", key.lower())
 
 
+# Spans of one service repeat the same few keys; each is folded and matched once.
+@functools.lru_cache(maxsize=4096)
 def is_sensitive(key: str) -> bool:
     folded = _fold(key)
     if not any(part in folded for part in SENSITIVE_PARTS):
@@ -47,6 +53,7 @@ def is_sensitive(key: str) -> bool:
     return any(part in without_usage for part in SENSITIVE_PARTS)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_body(key: str) -> bool:
     folded = _fold(key)
     return any(part in folded for part in BODY_PARTS)
@@ -66,6 +73,25 @@ def truncate(value: str, limit: int) -> str:
     if len(value) <= limit:
         return value
     return f"{value[:limit]}… [truncated {len(value) - limit} chars]"
+
+
+def redact_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `attributes` with secrets redacted and nothing shortened yet.
+
+    Ingestion moves media out of this copy before `clean_attributes` truncates it, so
+    media is only ever looked for where no secret is left.
+    """
+    return {key: _redacted(key, value) for key, value in attributes.items()}
+
+
+def _redacted(key: str, value: Any) -> Any:
+    if is_sensitive(key):
+        return REDACTED
+    if isinstance(value, dict):
+        return redact_attributes(value)
+    if isinstance(value, list):
+        return [_redacted(key, item) for item in value]
+    return value
 
 
 def clean_value(key: str, value: Any, *, in_body: bool = False) -> Any:

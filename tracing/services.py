@@ -30,6 +30,7 @@ from django.db.models import Case, Count, Max, Min, OuterRef, Q, Subquery, Value
 from django.utils import timezone
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from blobs import services as blobs
 from tracing import redaction
 from tracing.models import Span, StatusCode, Trace
 from tracing.otlp import hex_id, key_values
@@ -164,14 +165,23 @@ def ingest_request(*, request: ExportTraceServiceRequest) -> IngestOutcome:
 
     Replaying the same request stores nothing new: spans are unique on
     (trace, span_id) and inserted with ON CONFLICT DO NOTHING.
+
+    Attributes are redacted, then their media (base64 images and audio) moves to
+    blob storage, then what is left is truncated: the blob URI survives truncation.
+    Blob files and rows are written before the transaction (file I/O should not hold
+    SQLite's write lock; GC leaves young unreferenced blobs alone), the spans' uses
+    of them inside it.
     """
     decoded = _decode(request)
     if decoded.spans:
+        media = blobs.externalize_span_media(spans=[_media_fields(s) for s in decoded.spans])
+        for span in decoded.spans:
+            _shorten(span)
         with transaction.atomic():
             traces = _upsert_traces(decoded.links)
             for span in decoded.spans:
                 span.trace_id = traces[span.trace_id].pk
-            Span.objects.bulk_create(decoded.spans, batch_size=WRITE_BATCH, ignore_conflicts=True)
+            _insert_spans(decoded.spans, media)
             _refresh_summaries(list(traces.values()))
     message = "; ".join(decoded.errors[:5])
     return IngestOutcome(
@@ -219,7 +229,8 @@ def _problem(span) -> str:
 
 
 def _span_row(span, trace_id: str, attributes: dict, resource_attributes: dict) -> Span:
-    # Holds the hex trace id in trace_id until the Trace rows exist.
+    # Holds the hex trace id in trace_id until the Trace rows exist. Attributes are
+    # redacted here and shortened by `_shorten` once their media is in blob storage.
     return Span(
         trace_id=trace_id,
         span_id=hex_id(span.span_id),
@@ -231,13 +242,13 @@ def _span_row(span, trace_id: str, attributes: dict, resource_attributes: dict) 
         started_at=nanos_to_datetime(span.start_time_unix_nano),
         status_code=span.status.code,
         status_message=redaction.truncate(span.status.message, redaction.body_limit()),
-        attributes=redaction.clean_attributes(attributes),
+        attributes=redaction.redact_attributes(attributes),
         resource_attributes=resource_attributes,
         events=[
             {
                 "name": redaction.truncate(event.name, 1000),
                 "time_unix_nano": event.time_unix_nano,
-                "attributes": redaction.clean_attributes(key_values(event.attributes)),
+                "attributes": redaction.redact_attributes(key_values(event.attributes)),
             }
             for event in span.events
         ],
@@ -245,11 +256,51 @@ def _span_row(span, trace_id: str, attributes: dict, resource_attributes: dict) 
             {
                 "trace_id": hex_id(link.trace_id),
                 "span_id": hex_id(link.span_id),
-                "attributes": redaction.clean_attributes(key_values(link.attributes)),
+                "attributes": redaction.redact_attributes(key_values(link.attributes)),
             }
             for link in span.links
         ],
     )
+
+
+def _media_fields(span: Span) -> dict[str, Any]:
+    # The span's own containers: media is replaced in them in place.
+    return {"attributes": span.attributes, "events": span.events, "links": span.links}
+
+
+def _shorten(span: Span) -> None:
+    span.attributes = redaction.clean_attributes(span.attributes)
+    for item in (*span.events, *span.links):
+        item["attributes"] = redaction.clean_attributes(item["attributes"])
+
+
+def _insert_spans(spans: list[Span], media: list[blobs.MediaUse]) -> None:
+    """Insert the spans not stored yet and record which blobs the new ones use.
+
+    A replayed span is not inserted again, and its uses were recorded when it was.
+    """
+    with_media = {_key(spans[use.item]) for use in media}
+    stored_before = _span_pks(with_media)
+    Span.objects.bulk_create(spans, batch_size=WRITE_BATCH, ignore_conflicts=True)
+    # bulk_create with ignore_conflicts sets no pks: read the new spans' back.
+    inserted = _span_pks(with_media - stored_before.keys())
+    blobs.save_span_references(
+        (inserted[_key(spans[use.item])], use) for use in media if _key(spans[use.item]) in inserted
+    )
+
+
+def _key(span: Span) -> tuple[int, str]:
+    return span.trace_id, span.span_id
+
+
+def _span_pks(keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    found: dict[tuple[int, str], int] = {}
+    for chunk in _chunks(sorted(keys)):
+        rows = Span.objects.filter(
+            trace_id__in={trace for trace, _ in chunk}, span_id__in={span for _, span in chunk}
+        ).values_list("trace_id", "span_id", "pk")
+        found.update(((trace, span), pk) for trace, span, pk in rows if (trace, span) in keys)
+    return found
 
 
 def _chunks(items: Sequence, size: int = WRITE_BATCH) -> Iterable[Sequence]:
@@ -404,7 +455,10 @@ def link_traces(*, eval_id: str) -> int:
 
 
 def prune_traces(*, older_than: timedelta, dry_run: bool = False) -> tuple[int, int]:
-    """Delete traces stored more than `older_than` ago; returns (traces, spans)."""
+    """Delete traces stored more than `older_than` ago; returns (traces, spans).
+
+    Their spans' blob references go too; `blobs gc` then frees blobs nothing else uses.
+    """
     cutoff = timezone.now() - older_than
     old = Trace.objects.filter(created_at__lt=cutoff)
     pks = list(old.values_list("pk", flat=True))
@@ -415,6 +469,8 @@ def prune_traces(*, older_than: timedelta, dry_run: bool = False) -> tuple[int, 
         return len(pks), spans
     for chunk in _chunks(pks):
         with transaction.atomic():
-            Span.objects.filter(trace_id__in=chunk).delete()
+            # pk only: to cascade to blob references the collector loads the spans,
+            # and their attributes are most of the database.
+            Span.objects.filter(trace_id__in=chunk).only("pk").delete()
             Trace.objects.filter(pk__in=chunk).delete()
     return len(pks), spans

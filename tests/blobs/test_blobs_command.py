@@ -11,10 +11,8 @@ from blobs.models import Blob, BlobReference
 from blobs.services import (
     collect_garbage,
     delete_references_for_eval,
-    externalize_results,
-    save_references,
 )
-from tests.blobs.conftest import data_url, payload
+from tests.blobs.conftest import ingest_results, payload
 
 pytestmark = pytest.mark.django_db
 
@@ -27,16 +25,6 @@ def files():
     return sorted(p.name for p in blob_root().rglob("*") if p.is_file())
 
 
-def ingest(eval_id: str, *contents: bytes) -> list[str]:
-    results = [
-        {"testIdx": i, "promptIdx": 0, "response": {"output": data_url(content)}}
-        for i, content in enumerate(contents)
-    ]
-    refs = externalize_results(eval_id=eval_id, results=results)
-    save_references(refs)
-    return [ref.blob_sha256 for ref in refs]
-
-
 def run(*args: str) -> str:
     out = StringIO()
     call_command("blobs", *args, stdout=out)
@@ -46,8 +34,8 @@ def run(*args: str) -> str:
 def test_gc_after_eval_deletion_frees_only_blobs_no_other_eval_uses(make_eval):
     first, second = make_eval("eval-a"), make_eval("eval-b")
     shared, only_first = payload(2048, seed=1), payload(3072, seed=2)
-    ingest(first.id, shared, only_first)
-    [shared_sha] = ingest(second.id, shared)
+    ingest_results(first.id, shared, only_first)
+    [shared_sha] = ingest_results(second.id, shared)
 
     delete_references_for_eval(first.id)
     output = run("gc", "--min-age", "0")
@@ -60,7 +48,7 @@ def test_gc_after_eval_deletion_frees_only_blobs_no_other_eval_uses(make_eval):
 
 def test_deleting_an_eval_row_deletes_its_references(make_eval):
     an_eval = make_eval()
-    ingest(an_eval.id, payload(2048))
+    ingest_results(an_eval.id, payload(2048))
 
     an_eval.delete()
 
@@ -69,7 +57,7 @@ def test_deleting_an_eval_row_deletes_its_references(make_eval):
 
 
 def test_gc_dry_run_reports_without_deleting(make_eval):
-    ingest(make_eval().id, payload(2048))
+    ingest_results(make_eval().id, payload(2048))
     BlobReference.objects.all().delete()
 
     output = run("gc", "--dry-run", "--min-age", "0")
@@ -80,7 +68,7 @@ def test_gc_dry_run_reports_without_deleting(make_eval):
 
 
 def test_gc_keeps_recent_unreferenced_blobs_an_ingest_may_still_use(make_eval):
-    ingest(make_eval().id, payload(2048))
+    ingest_results(make_eval().id, payload(2048))
     BlobReference.objects.all().delete()
 
     output = run("gc")
@@ -99,7 +87,7 @@ def test_a_crash_between_file_write_and_row_insert_leaves_only_an_orphan_file_fo
 
     monkeypatch.setattr(Blob.objects, "bulk_create", crash)
     with pytest.raises(RuntimeError):
-        ingest(an_eval.id, payload(2048))
+        ingest_results(an_eval.id, payload(2048))
     monkeypatch.undo()
 
     assert not Blob.objects.exists()
@@ -110,7 +98,7 @@ def test_a_crash_between_file_write_and_row_insert_leaves_only_an_orphan_file_fo
 
 
 def test_gc_removes_leftover_temp_files_and_ignores_foreign_names(make_eval):
-    ingest(make_eval().id, payload(2048))
+    ingest_results(make_eval().id, payload(2048))
     [stored] = [p for p in blob_root().rglob("*") if p.is_file()]
     (stored.parent / ".tmp-abc123").write_bytes(b"partial")
     (stored.parent / "README").write_text("not ours")
@@ -123,7 +111,7 @@ def test_gc_removes_leftover_temp_files_and_ignores_foreign_names(make_eval):
 
 
 def test_gc_keeps_files_younger_than_min_age(make_eval):
-    ingest(make_eval().id, payload(2048))
+    ingest_results(make_eval().id, payload(2048))
     BlobReference.objects.all().delete()
     Blob.objects.all().delete()
     [stored] = [p for p in blob_root().rglob("*") if p.is_file()]
@@ -145,8 +133,8 @@ def test_gc_rejects_a_negative_min_age():
 
 
 def test_stats_counts_blobs_bytes_and_references(make_eval):
-    ingest(make_eval("eval-a").id, payload(2048, seed=1), payload(1024, seed=2))
-    ingest(make_eval("eval-b").id, payload(2048, seed=1))
+    ingest_results(make_eval("eval-a").id, payload(2048, seed=1), payload(1024, seed=2))
+    ingest_results(make_eval("eval-b").id, payload(2048, seed=1))
 
     output = run("stats")
 

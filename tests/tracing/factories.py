@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import itertools
+import random
+import struct
+import wave
+import zlib
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -89,3 +95,40 @@ def make_trace(
     ]
     ingest_request(request=export_of(*spans))
     return Trace.objects.get(trace_id=trace_id)
+
+
+def png_bytes(*, seed: int = 0, side: int = 24) -> bytes:
+    """A real RGB PNG of noise: it barely compresses, so it is about 3 × side² bytes."""
+    rng = random.Random(seed)
+    rows = b"".join(b"\x00" + rng.randbytes(side * 3) for _ in range(side))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def wav_bytes(*, seed: int = 0, frames: int = 2000) -> bytes:
+    """A real 8 kHz mono 16-bit WAV of noise, 44 + 2 × frames bytes."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(random.Random(seed).randbytes(frames * 2))
+    return buffer.getvalue()
+
+
+def b64(content: bytes) -> str:
+    return base64.b64encode(content).decode()
+
+
+def data_url(content: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{b64(content)}"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 
 import httpx
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -17,7 +19,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.trace import Status, StatusCode
 
+from blobs.models import Blob
+from blobs.services import blob_uri
 from evals.models import Eval, EvalResult
+from tests.tracing.factories import b64, data_url, png_bytes, wav_bytes
 from tracing.models import Span, Trace
 from tracing.models import StatusCode as StoredStatus
 
@@ -232,3 +237,30 @@ def test_spans_link_to_an_existing_eval_and_result_by_attribute(endpoint, api_ke
     assert trace.eval_id == evaluation.id
     assert trace.test_case_id == "case-4"
     assert trace.result_id == result.pk
+
+
+def test_media_in_a_json_body_and_an_audio_attribute_is_stored_as_blobs(endpoint, api_key):
+    image, audio = png_bytes(seed=1), wav_bytes(seed=1)
+    body = json.dumps({"choices": [{"message": {"content": data_url(image)}}]})
+
+    def traced(tracer):
+        with tracer.start_as_current_span("call-provider") as span:
+            span.set_attribute("http.response.body", body)
+            span.set_attribute("gen_ai.output.audio", b64(audio))
+
+    run_provider(exporter_for(endpoint, api_key), traced)
+
+    span = Span.objects.get()
+    image_sha, audio_sha = hashlib.sha256(image).hexdigest(), hashlib.sha256(audio).hexdigest()
+    stored_body = json.loads(span.attributes["http.response.body"])
+    assert stored_body["choices"][0]["message"]["content"] == blob_uri(image_sha)
+    assert span.attributes["gen_ai.output.audio"] == blob_uri(audio_sha)
+    blobs = {blob.sha256: blob for blob in Blob.objects.all()}
+    assert (blobs[image_sha].mime_type, blobs[audio_sha].mime_type) == ("image/png", "audio/wav")
+    home = settings.ALCHEMY_HOME / "blobs"
+    assert (home / blobs[image_sha].storage_key).read_bytes() == image
+    assert (home / blobs[audio_sha].storage_key).read_bytes() == audio
+    assert sorted(span.blob_references.values_list("location", "blob_id", "kind")) == [
+        ("attributes.gen_ai.output.audio", audio_sha, "audio"),
+        ("attributes.http.response.body", image_sha, "image"),
+    ]
