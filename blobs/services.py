@@ -545,6 +545,21 @@ def inline_blobs(value: Any) -> Any:
     return _inline(value, encoded, audio_data=False)
 
 
+def referenced_shas(value: Any) -> list[str]:
+    """The hashes of the blob URIs inside a JSON value, each once, in order."""
+    return list(
+        dict.fromkeys(
+            sha.lower() for text in iter_blob_strings(value) for sha in BLOB_URI_RE.findall(text)
+        )
+    )
+
+
+def blobs_in(value: Any) -> dict[str, Blob]:
+    """The Blob rows a JSON value refers to, by hash, in one query (none without URIs)."""
+    shas = referenced_shas(value)
+    return Blob.objects.in_bulk(shas) if shas else {}
+
+
 def iter_blob_strings(value: Any) -> Iterator[str]:
     """Every string inside a JSON value that holds a blob URI."""
     if isinstance(value, str):

@@ -7,6 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from alchemy_site.errors import NotFound
+from blobs.services import blobs_in
 from tracing import selectors
 from tracing.api import filtered_traces
 
@@ -32,5 +33,10 @@ def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:
         trace = selectors.get_trace(trace_id)
     except NotFound as exc:
         raise Http404(exc.message) from None
-    rows = selectors.waterfall(trace, list(trace.spans.all()))
-    return render(request, "tracing/trace_detail.html", {"trace": trace, "rows": rows})
+    spans = list(trace.spans.all())
+    rows = selectors.waterfall(trace, spans)
+    # Media moved out of span attributes, looked up once for {% blob_media %}.
+    media = blobs_in([[span.attributes, span.events] for span in spans])
+    return render(
+        request, "tracing/trace_detail.html", {"trace": trace, "rows": rows, "media": media}
+    )

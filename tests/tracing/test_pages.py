@@ -7,8 +7,18 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from blobs.models import Blob
 from evals.models import Eval
-from tests.tracing.factories import make_trace
+from tests.tracing.factories import (
+    b64,
+    data_url,
+    export_of,
+    make_trace,
+    otlp_span,
+    png_bytes,
+    wav_bytes,
+)
+from tracing.services import ingest_request
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +75,27 @@ def test_an_unknown_trace_page_is_a_404(logged_in_client):
     response = logged_in_client.get(reverse("tracing:detail", args=["f" * 32]))
 
     assert response.status_code == HTTPStatus.NOT_FOUND
+
+
+def test_the_trace_page_shows_span_media_inline_in_constant_queries(
+    logged_in_client, django_assert_max_num_queries
+):
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    spans = [
+        otlp_span(trace_id, f"{n + 1:016x}", f"draw-{n}", attributes={"out.image": url})
+        for n, url in enumerate(data_url(png_bytes(seed=n)) for n in range(4))
+    ]
+    speak = otlp_span(trace_id, f"{9:016x}", "speak", attributes={"out.audio": b64(wav_bytes())})
+    event = speak.events.add(name="gen_ai.choice", time_unix_nano=speak.start_time_unix_nano)
+    event.attributes.add(key="message").value.string_value = data_url(png_bytes(seed=9))
+    ingest_request(request=export_of(*spans, speak))
+    media = {blob.mime_type: blob for blob in Blob.objects.order_by("mime_type")}
+
+    with django_assert_max_num_queries(6):
+        response = logged_in_client.get(reverse("tracing:detail", args=[trace_id]))
+
+    html = response.content.decode()
+    assert html.count('<img src="/api/blobs/') == 5
+    assert (
+        f'<audio controls preload="metadata" src="/api/blobs/{media["audio/wav"].sha256}"' in html
+    )
