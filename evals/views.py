@@ -153,7 +153,17 @@ def _table_state(request: HttpRequest) -> dict[str, Any]:
         "search": request.GET.get("search", "").strip(),
         "limit": min(limit, selectors.MAX_PAGE),
         "offset": _int(request.GET.get("offset"), 0),
+        # The "Next" link's keyset cursor: the last test index of the previous page. With
+        # it a deep page is an index seek; `offset` then only numbers the page.
+        "after": _cursor(request.GET.get("after")),
     }
+
+
+def _cursor(value: str | None) -> int | None:
+    try:
+        return min(max(int(value), -1), MAX_OFFSET) if value else None
+    except ValueError:
+        return None
 
 
 def _load_eval(eval_id: str):
@@ -172,7 +182,8 @@ def eval_detail(request: HttpRequest, eval_id: str) -> HttpResponse:
         filters, raw_filters = table_filters(request.GET)
         page = selectors.table_page(
             eval=eval_,
-            offset=state["offset"],
+            offset=0 if state["after"] is not None else state["offset"],
+            after_test_idx=state["after"],
             limit=state["limit"],
             mode=state["mode"],
             search=state["search"],
@@ -204,8 +215,9 @@ def eval_detail(request: HttpRequest, eval_id: str) -> HttpResponse:
         "modes": MODES,
         "page_sizes": sorted({*PAGE_SIZES, state["limit"]}),
         "window": _page_window(state["offset"], state["limit"], page["filtered_count"]),
+        "next_after": page["body"][-1]["test_idx"] if page["body"] else None,
         "query": request.GET,
-        "prev_query": _with(request.GET, offset=None, partial=None),
+        "prev_query": _with(request.GET, offset=None, after=None, partial=None),
         "error": error,
         "export_formats": ("json", "jsonl", "csv"),
     }

@@ -152,6 +152,29 @@ def test_filter_state_lives_in_the_url(logged_in_client, eval_with_results):
     assert "mode=failures&amp;limit=5&amp;offset=0" in html  # "First" keeps the filters
 
 
+def test_next_follows_a_keyset_cursor_and_lands_where_the_offset_would(
+    logged_in_client, eval_with_results
+):
+    import html as html_lib
+    import re
+
+    first = logged_in_client.get(detail_url(eval_with_results, mode="failures", limit=3))
+    assert [row["test_idx"] for row in first.context["page"]["body"]] == [0, 3, 6]
+    links = re.findall(r'rel="next" href="([^"]+)"', first.content.decode())
+    assert len(links) == 1
+    next_url = html_lib.unescape(links[0])
+    assert "after=6" in next_url and "offset=3" in next_url
+    second = logged_in_client.get(reverse("evals:detail", args=[eval_with_results.id]) + next_url)
+    by_offset = logged_in_client.get(
+        detail_url(eval_with_results, mode="failures", limit=3, offset=3)
+    )
+    rows = [row["test_idx"] for row in second.context["page"]["body"]]
+    assert rows == [row["test_idx"] for row in by_offset.context["page"]["body"]] == [9, 12, 15]
+    assert second.context["window"]["number"] == 2
+    # "Previous" and "First" drop the cursor, so they never land after it.
+    assert "after=" not in second.context["prev_query"]
+
+
 def test_search_and_metadata_filters_narrow_the_table(logged_in_client, eval_with_results):
     by_search = logged_in_client.get(detail_url(eval_with_results, search="wrong city"))
     by_plugin = logged_in_client.get(detail_url(eval_with_results, plugin="harmful:hate"))
