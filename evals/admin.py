@@ -22,7 +22,7 @@ from evals.models import (
     PromptText,
     Tag,
 )
-from evals.services import effective_status
+from evals.services import delete_eval, effective_status
 
 RESULTS_PER_PAGE = 50
 
@@ -161,6 +161,29 @@ class EvalAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # evals are written by the evaluator, the API and the importers
+
+    def get_deleted_objects(self, objs, request):
+        """Counts from the aggregate rows instead of Django's list of every related row.
+
+        The stock confirmation page loads each result (a million for a big eval) and refuses
+        because nobody may delete blob references on their own; deleting an eval takes its
+        results, aggregates, junction rows and blob references with it (the bytes stay for
+        blob GC, traces stay unlinked).
+        """
+        evals = list(objs)
+        results = EvalPromptStats.objects.filter(eval__in=evals).aggregate(n=Sum("result_count"))
+        counts = {
+            Eval._meta.verbose_name_plural: len(evals),
+            EvalResult._meta.verbose_name_plural: results["n"] or 0,
+        }
+        return [str(e) for e in evals], counts, set(), []
+
+    def delete_model(self, request, obj: Eval) -> None:
+        delete_eval(eval=obj)  # the one delete path: FTS index, blob references, signal
+
+    def delete_queryset(self, request, queryset) -> None:
+        for eval_ in queryset:
+            delete_eval(eval=eval_)
 
 
 @admin.register(PromptText)
