@@ -12,12 +12,14 @@ import logging
 from http import HTTPStatus
 
 from django.conf import settings
-from django.db import OperationalError
+from django.db import DatabaseError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from alchemy_site.api import out_of_space
 from alchemy_site.auth import verify_api_key
+from alchemy_site.errors import StorageFull
 from tracing import otlp, services
 
 logger = logging.getLogger(__name__)
@@ -98,8 +100,18 @@ def export_traces(request: HttpRequest) -> HttpResponse:
         )
     try:
         outcome = services.ingest_request(request=export)
-    except OperationalError as exc:
-        if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+    except (StorageFull, DatabaseError) as exc:
+        if isinstance(exc, StorageFull) or out_of_space(exc):
+            # 503 is what OTLP exporters retry; the long wait gives someone time to free
+            # space before the SDK gives up on the export.
+            logger.error("OTLP export of %d spans refused: %s", count, exc)
+            message = (
+                "Out of storage space; nothing was stored. Free disk space (or run "
+                "`manage.py blobs gc` / `manage.py traces prune`), then retry."
+            )
+            return _failure(fmt, HTTPStatus.SERVICE_UNAVAILABLE, message, retry_after=30)
+        text = str(exc).lower()
+        if not isinstance(exc, OperationalError) or ("locked" not in text and "busy" not in text):
             raise
         logger.warning("OTLP export of %d spans deferred: %s", count, exc)
         return _failure(

@@ -203,3 +203,37 @@ def test_a_replay_with_different_media_under_the_same_span_id_records_no_new_use
 
     assert Span.objects.get().attributes["gen_ai.output.image"] == blob_uri(sha(first))
     assert list(BlobReference.objects.values_list("blob_id", flat=True)) == [sha(first)]
+
+
+def test_full_blob_storage_answers_503_with_a_long_retry_after_and_stores_nothing(
+    api_client, monkeypatch
+):
+    import errno
+
+    from django.core.files.storage import FileSystemStorage
+
+    def no_space(self, name, content, max_length=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(FileSystemStorage, "save", no_space)
+    response = post_protobuf(api_client, image_and_audio_export(png_bytes(seed=21), wav_bytes()))
+
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response["Retry-After"] == "30"
+    assert not Span.objects.exists() and not Blob.objects.exists()
+
+
+def test_a_full_database_answers_503_not_a_server_error(api_client, monkeypatch):
+    from django.db import OperationalError
+
+    from tracing import services
+
+    def full(**kwargs):
+        raise OperationalError("database or disk is full")
+
+    monkeypatch.setattr(services, "ingest_request", full)
+    response = post_json(api_client, image_and_audio_export(png_bytes(seed=22), wav_bytes()))
+
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response["Retry-After"] == "30"
+    assert b"Out of storage space" in response.content
