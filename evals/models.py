@@ -170,10 +170,29 @@ class EvalResult(models.Model):
     grading_result = models.JSONField(null=True, blank=True)
     named_scores = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Numbers inside the JSON above that stats add up (evals.facts), written with the row.
+    # Nullable only so adding them was instant on big tables; migration 0006 filled them
+    # for older rows and the write path always sets them.
+    assert_pass_count = models.PositiveIntegerField(null=True, editable=False)
+    assert_fail_count = models.PositiveIntegerField(null=True, editable=False)
+    token_prompt = models.BigIntegerField(null=True, editable=False)
+    token_completion = models.BigIntegerField(null=True, editable=False)
+    token_total = models.BigIntegerField(null=True, editable=False)
+    token_cached = models.BigIntegerField(null=True, editable=False)
+    token_num_requests = models.BigIntegerField(null=True, editable=False)
+    assert_token_prompt = models.BigIntegerField(null=True, editable=False)
+    assert_token_completion = models.BigIntegerField(null=True, editable=False)
+    assert_token_total = models.BigIntegerField(null=True, editable=False)
+    assert_token_cached = models.BigIntegerField(null=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Not declared here, made per vendor by migration 0006: `result_eval_success_cover`
+        # on (eval, success, prompt_idx) carrying every column filtered stats add up, so the
+        # stats of a pass/fail filter are summed from the index alone, prompt by prompt in
+        # index order (SQLite keys named_scores in it too; PostgreSQL cannot, its index rows
+        # are capped in size).
         indexes = [
             models.Index(fields=["eval", "test_idx"], name="result_eval_test"),
             models.Index(fields=["eval", "test_idx", "success"], name="result_eval_test_success"),

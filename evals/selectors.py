@@ -20,21 +20,21 @@ from django.db import connection
 from django.db.models import (
     Avg,
     Count,
-    FloatField,
     IntegerField,
     Max,
     Min,
     OuterRef,
     Prefetch,
     Q,
+    QuerySet,
     Subquery,
     Sum,
 )
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from alchemy_site.errors import Invalid, NotFound
+from evals.facts import FACT_COLUMNS
 from evals.filters import TABLE, build_filter, is_unfiltered, json_number, parse_filters
 from evals.models import (
     Eval,
@@ -118,44 +118,23 @@ def metrics_from_counts(c: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _assert_count_sql(passed: bool) -> RawSQL:
-    col = f'"{TABLE}"."grading_result"'
-    if connection.vendor == "sqlite":
-        test = "" if passed else "NOT "
-        sql = (
-            f"(SELECT count(*) FROM json_each({col}, '$.componentResults') AS c "
-            f"WHERE {test}coalesce(json_extract(c.value, '$.pass'), 0))"
-        )
-    else:
-        test = "=" if passed else "IS DISTINCT FROM"
-        sql = (
-            "(SELECT count(*) FROM jsonb_array_elements(CASE WHEN "
-            f"jsonb_typeof({col} -> 'componentResults') = 'array' "
-            f"THEN {col} -> 'componentResults' ELSE '[]'::jsonb END) AS c "
-            f"WHERE c -> 'pass' {test} 'true'::jsonb)"
-        )
-    return RawSQL(sql, [], output_field=FloatField())
-
-
 # Named scores summed in the aggregate pass itself, one pair of columns per key; past this
 # many keys a second pass over json_each is cheaper than the extra JSON lookups.
 MAX_INLINE_NAMED_SCORES = 16
 
 
-def _filtered_counts(q: Q, score_keys: list[str] | None = None) -> dict[int, dict[str, Any]]:
-    """The aggregate columns recomputed over the rows matching `q`, per prompt.
+def filtered_aggregates(q: Q, score_keys: list[str]) -> QuerySet:
+    """One row per prompt: the aggregate columns over the results matching `q`.
 
-    `score_keys` are the named-score keys the eval's aggregate rows have seen (every key
-    a matching row can hold); with them the named scores come from the same single pass.
+    Only stored numbers and the small named_scores object are read, never the big JSON
+    columns, so a pass/fail filter is answered from the covering index alone (0006).
     """
-    inline = score_keys is not None and len(score_keys) <= MAX_INLINE_NAMED_SCORES
-    inline_keys = score_keys if score_keys is not None and inline else []
     named: dict[str, Any] = {}
-    for number, key in enumerate(inline_keys):
+    for number, key in enumerate(score_keys):
         value = json_number("named_scores", key)
         named[f"named_sum_{number}"] = Sum(value)
         named[f"named_count_{number}"] = Count(value)
-    rows = (
+    return (
         EvalResult.objects.filter(q)
         .order_by()
         .values("prompt_idx")
@@ -166,23 +145,23 @@ def _filtered_counts(q: Q, score_keys: list[str] | None = None) -> dict[int, dic
             score_sum=Sum("score"),
             latency_sum_ms=Sum("latency_ms"),
             cost_sum=Sum("cost"),
-            assert_pass_count=Sum(_assert_count_sql(True)),
-            assert_fail_count=Sum(_assert_count_sql(False)),
-            token_total=Sum(json_number("response", "tokenUsage", "total")),
-            token_prompt=Sum(json_number("response", "tokenUsage", "prompt")),
-            token_completion=Sum(json_number("response", "tokenUsage", "completion")),
-            token_cached=Sum(json_number("response", "tokenUsage", "cached")),
-            assert_token_total=Sum(json_number("grading_result", "tokensUsed", "total")),
-            assert_token_prompt=Sum(json_number("grading_result", "tokensUsed", "prompt")),
-            assert_token_completion=Sum(json_number("grading_result", "tokensUsed", "completion")),
-            assert_token_cached=Sum(json_number("grading_result", "tokensUsed", "cached")),
+            **{column: Sum(column) for column in FACT_COLUMNS},
             **named,
         )
     )
+
+
+def _filtered_counts(q: Q, score_keys: list[str] | None = None) -> dict[int, dict[str, Any]]:
+    """The aggregate columns recomputed over the rows matching `q`, per prompt.
+
+    `score_keys` are the named-score keys the eval's aggregate rows have seen (every key
+    a matching row can hold); with them the named scores come from the same single pass.
+    """
+    inline = score_keys is not None and len(score_keys) <= MAX_INLINE_NAMED_SCORES
+    inline_keys = score_keys if score_keys is not None and inline else []
     out = {}
-    for row in rows:
+    for row in filtered_aggregates(q, inline_keys):
         row["fail_count"] = row["result_count"] - row["pass_count"] - row["error_count"]
-        row["token_num_requests"] = row["result_count"]
         for number, key in enumerate(inline_keys):
             total, count = row.pop(f"named_sum_{number}"), row.pop(f"named_count_{number}")
             if count:

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from alchemy_site.errors import Conflict, Invalid, TooLarge
 from evals import search
+from evals.facts import FACT_COLUMNS, result_facts
 from evals.models import (
     Dataset,
     Eval,
@@ -346,30 +347,28 @@ class Contribution:
         return sums, weights
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0
-    return int(value) if math.isfinite(value) else 0
-
-
 def contribution_of(
     *, success: bool, failure_reason: int, score: float, latency_ms: int, cost: float,
-    response: Any, grading_result: Any, named_scores: Any,
+    facts: tuple[int, ...], named_scores: Any,
 ) -> Contribution:  # fmt: skip
     """The aggregate contribution of one stored result, computed from its columns."""
     c = Contribution()
     accumulate(
         c, success=success, failure_reason=failure_reason, score=score, latency_ms=latency_ms,
-        cost=cost, response=response, grading_result=grading_result, named_scores=named_scores,
+        cost=cost, facts=facts, named_scores=named_scores,
     )  # fmt: skip
     return c
 
 
 def accumulate(
     c: Contribution, *, success: bool, failure_reason: int, score: float, latency_ms: int,
-    cost: float, response: Any, grading_result: Any, named_scores: Any,
+    cost: float, facts: tuple[int, ...], named_scores: Any,
 ) -> None:  # fmt: skip
-    """Add one result's contribution to `c` in place (no per-result Contribution object)."""
+    """Add one result's contribution to `c` in place (no per-result Contribution object).
+
+    `facts` are its FACT_COLUMNS values (evals.facts.result_facts), so nothing here walks
+    the result's JSON again.
+    """
     c.result_count += 1
     c.score_sum += score
     c.latency_sum_ms += latency_ms
@@ -380,30 +379,19 @@ def accumulate(
         c.error_count += 1
     else:
         c.fail_count += 1
-    if isinstance(grading_result, dict):
-        components = grading_result.get("componentResults")
-        if isinstance(components, list):
-            for component in components:
-                if isinstance(component, dict):
-                    if component.get("pass"):
-                        c.assert_pass_count += 1
-                    else:
-                        c.assert_fail_count += 1
-        used = grading_result.get("tokensUsed")
-        if isinstance(used, dict):
-            c.assert_token_prompt += _int(used.get("prompt"))
-            c.assert_token_completion += _int(used.get("completion"))
-            c.assert_token_total += _int(used.get("total"))
-            c.assert_token_cached += _int(used.get("cached"))
-    usage = response.get("tokenUsage") if isinstance(response, dict) else None
-    if isinstance(usage, dict):
-        c.token_prompt += _int(usage.get("prompt"))
-        c.token_completion += _int(usage.get("completion"))
-        c.token_total += _int(usage.get("total"))
-        c.token_cached += _int(usage.get("cached"))
-        c.token_num_requests += _int(usage.get("numRequests", 1))
-    else:
-        c.token_num_requests += 1
+    (a_pass, a_fail, t_prompt, t_completion, t_total, t_cached, t_requests,
+     g_prompt, g_completion, g_total, g_cached) = facts  # fmt: skip
+    c.assert_pass_count += a_pass
+    c.assert_fail_count += a_fail
+    c.token_prompt += t_prompt
+    c.token_completion += t_completion
+    c.token_total += t_total
+    c.token_cached += t_cached
+    c.token_num_requests += t_requests
+    c.assert_token_prompt += g_prompt
+    c.assert_token_completion += g_completion
+    c.assert_token_total += g_total
+    c.assert_token_cached += g_cached
     if isinstance(named_scores, dict) and named_scores:
         sums, weights = c.named_score_sums, c.named_score_weights
         for key, value in named_scores.items():
@@ -415,9 +403,13 @@ def accumulate(
 def contribution_of_row(row: EvalResult) -> Contribution:
     return contribution_of(
         success=row.success, failure_reason=row.failure_reason, score=row.score,
-        latency_ms=row.latency_ms, cost=row.cost, response=row.response,
-        grading_result=row.grading_result, named_scores=row.named_scores,
+        latency_ms=row.latency_ms, cost=row.cost, facts=facts_of_row(row),
+        named_scores=row.named_scores,
     )  # fmt: skip
+
+
+def facts_of_row(row: EvalResult) -> tuple[int, ...]:
+    return tuple(getattr(row, column) or 0 for column in FACT_COLUMNS)
 
 
 def _number(result: dict, key: str, index: int, default: float = 0.0) -> float:
@@ -516,6 +508,7 @@ def normalize_result(result: Any, index: int) -> dict[str, Any]:
         "grading_result": grading,
         "named_scores": named or {},
         "metadata": metadata or {},
+        "facts": result_facts(response, grading),
     }
 
 
@@ -594,8 +587,7 @@ def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noq
             accumulate(
                 contribution, success=row["success"], failure_reason=row["failure_reason"],
                 score=row["score"], latency_ms=row["latency_ms"], cost=row["cost"],
-                response=row["response"], grading_result=row["grading_result"],
-                named_scores=row["named_scores"],
+                facts=row["facts"], named_scores=row["named_scores"],
             )  # fmt: skip
             vars_ = row["test_case"].get("vars")
             if isinstance(vars_, dict):
@@ -653,6 +645,7 @@ RESULT_COLUMNS = (
     "eval_id", "prompt_idx", "test_idx", "test_case", "prompt", "prompt_text_id", "provider",
     "request", "response", "error", "failure_reason", "success", "score", "latency_ms",
     "cost", "grading_result", "named_scores", "metadata", "created_at", "updated_at",
+    *FACT_COLUMNS,
 )  # fmt: skip
 
 
@@ -693,6 +686,7 @@ def _insert_results(eval_id: str, rows: list[dict[str, Any]], prompt_texts: dict
             dump(row["metadata"]),
             stamp,
             stamp,
+            *row["facts"],
         )
         for row in rows
     ]
@@ -906,9 +900,14 @@ def rate_result(
         row.success = passed
         row.score = human["score"]
         row.failure_reason = FailureReason.NONE if passed else FailureReason.ASSERT
+        for column, value in zip(FACT_COLUMNS, result_facts(row.response, grading), strict=True):
+            setattr(row, column, value)
         row.save(
-            update_fields=["grading_result", "success", "score", "failure_reason", "updated_at"]
-        )
+            update_fields=[
+                "grading_result", "success", "score", "failure_reason", "updated_at",
+                *FACT_COLUMNS,
+            ]
+        )  # fmt: skip
         delta = contribution_of_row(row)
         delta.add(before, sign=-1)
         _apply_contributions(eval.id, {row.prompt_idx: delta})

@@ -208,3 +208,16 @@ def test_deep_pages_on_dense_indices_are_arithmetic(django_assert_max_num_querie
     with django_assert_max_num_queries(5):
         page = table_page(eval=e, offset=1995, limit=10)
     assert [row["test_idx"] for row in page["body"]] == [1995, 1996, 1997, 1998, 1999]
+
+
+@pytest.mark.parametrize("key", ["it's 100%", "%s", "a'b%%c", 'with "quotes"'])
+def test_metric_keys_with_quotes_and_percent_signs_filter_and_sum(key):
+    e = make_eval(prompts=1)
+    services.add_results(
+        eval=e,
+        results=[result(t, 0, named_scores={key: t / 4, "other": 9}) for t in range(4)],
+    )
+    flt = [{"type": "metric", "field": key, "operator": "gte", "value": 0.5}]
+    page = table_page(eval=e, filters=flt)
+    assert [row["test_idx"] for row in page["body"]] == [2, 3]
+    assert page["filtered_metrics"][0]["named_scores"] == {key: 0.625, "other": 9.0}

@@ -71,3 +71,14 @@ def test_a_plugin_family_matches_its_members_and_not_lookalikes():
     page = selectors.table_page(eval=e, filters=[{"type": "plugin", "value": "HARMFUL"}])
     assert [row["test_idx"] for row in page["body"]] == [0, 1, 2]
     assert page["filtered_count"] == 3
+
+
+@sqlite_only
+@pytest.mark.parametrize("mode", ["failures", "passes"])
+def test_filtered_stats_of_a_pass_fail_mode_read_only_the_covering_index(mode):
+    e = make_eval()
+    q = build_filter(eval_id=e.id, mode=mode)
+    found = plan(selectors.filtered_aggregates(q, ["accuracy", "fluency"]))
+    assert "USING COVERING INDEX result_eval_success_cover" in found
+    assert "evals_evalresult USING INDEX" not in found and "SCAN evals_evalresult" not in found
+    assert "TEMP B-TREE" not in found  # grouped by prompt in index order, nothing sorted

@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 
 from evals import search, services
+from evals.facts import FACT_COLUMNS
 from evals.models import EvalPromptStats, EvalResult
 from tests.evals.factories import grid, make_eval, result
 
@@ -46,10 +47,16 @@ def test_stored_columns_equal_what_bulk_create_stores():
     written, by_orm = make_eval(), make_eval()
     services.add_results(eval=written, results=[dict(r) for r in batch])
     prompt_texts = dict(by_orm.eval_prompts.values_list("prompt_idx", "prompt_text_id"))
+    rows = [services.normalize_result(r, i) for i, r in enumerate(batch)]
     EvalResult.objects.bulk_create(
         [
-            EvalResult(eval=by_orm, prompt_text_id=prompt_texts.get(row["prompt_idx"]), **row)
-            for row in (services.normalize_result(r, i) for i, r in enumerate(batch))
+            EvalResult(
+                eval=by_orm,
+                prompt_text_id=prompt_texts.get(row["prompt_idx"]),
+                **dict(zip(FACT_COLUMNS, row.pop("facts"), strict=True)),
+                **row,
+            )
+            for row in rows
         ]
     )
     assert raw_rows(written.id) == raw_rows(by_orm.id)

@@ -1,0 +1,71 @@
+"""The numbers a result's JSON holds that stats add up, taken out once, at write time.
+
+Assertion pass/fail counts and token usage live deep inside `response` and
+`grading_result`. The write path stores them in integer columns of their own (named as
+the aggregate columns they feed), so the per-prompt aggregates add them without walking
+JSON and filtered stats sum them from a covering index instead of parsing every
+matching row's JSON (seconds at a million rows).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# In this order everywhere: EvalResult columns, the INSERT, the covering index.
+FACT_COLUMNS = (
+    "assert_pass_count", "assert_fail_count",
+    "token_prompt", "token_completion", "token_total", "token_cached", "token_num_requests",
+    "assert_token_prompt", "assert_token_completion", "assert_token_total", "assert_token_cached",
+)  # fmt: skip
+
+# Far beyond any real count, inside a 64-bit column even when summed over many rows.
+_LIMIT = 2**53
+
+
+def as_count(value: Any) -> int:
+    """A JSON number as a whole count; anything else (text, bool, NaN) counts as 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
+    return max(-_LIMIT, min(int(value), _LIMIT))
+
+
+def result_facts(response: Any, grading_result: Any) -> tuple[int, ...]:
+    """FACT_COLUMNS' values for one result, as promptfoo counts them.
+
+    A result without `tokenUsage` still made one request; a component result without a
+    truthy `pass` counts as a failed assertion.
+    """
+    passed = failed = 0
+    grader = (0, 0, 0, 0)
+    if isinstance(grading_result, dict):
+        components = grading_result.get("componentResults")
+        if isinstance(components, list):
+            for component in components:
+                if isinstance(component, dict):
+                    if component.get("pass"):
+                        passed += 1
+                    else:
+                        failed += 1
+        used = grading_result.get("tokensUsed")
+        if isinstance(used, dict):
+            grader = (
+                as_count(used.get("prompt")),
+                as_count(used.get("completion")),
+                as_count(used.get("total")),
+                as_count(used.get("cached")),
+            )
+    usage = response.get("tokenUsage") if isinstance(response, dict) else None
+    if isinstance(usage, dict):
+        tokens = (
+            as_count(usage.get("prompt")),
+            as_count(usage.get("completion")),
+            as_count(usage.get("total")),
+            as_count(usage.get("cached")),
+            as_count(usage.get("numRequests", 1)),
+        )
+    else:
+        tokens = (0, 0, 0, 0, 1)
+    return (passed, failed, *tokens, *grader)

@@ -1,0 +1,63 @@
+"""Migrations keep and complete the rows they find."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from evals.facts import FACT_COLUMNS
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def migrate(targets: list[tuple[str, str]]):
+    """Migrate to `targets`; the apps (historical models) as of there."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+def leaves() -> list[tuple[str, str]]:
+    return MigrationExecutor(connection).loader.graph.leaf_nodes()
+
+
+@pytest.fixture(autouse=True)
+def back_to_latest():
+    yield
+    migrate(leaves())
+
+
+def test_the_fact_columns_are_filled_for_results_stored_before_them():
+    old = migrate([("evals", "0005_result_filter_indexes")])
+    evaluation = old.get_model("evals", "Eval").objects.create(
+        id="eval-old-2025-01-01T00:00:00", created_at=timezone.now()
+    )
+    Result = old.get_model("evals", "EvalResult")
+    Result.objects.create(
+        eval=evaluation, prompt_idx=0, test_idx=0,
+        response={"output": "hi", "tokenUsage": {"prompt": 3, "completion": 4, "total": 7,
+                                                 "cached": 1, "numRequests": 2}},
+        grading_result={"componentResults": [{"pass": True}, {"pass": False}, {"pass": 1}],
+                        "tokensUsed": {"prompt": 5, "completion": 6, "total": 11}},
+    )  # fmt: skip
+    Result.objects.create(eval=evaluation, prompt_idx=0, test_idx=1, response=None)
+
+    new = migrate(leaves())
+
+    rows = new.get_model("evals", "EvalResult").objects.order_by("test_idx")
+    assert [list(values) for values in rows.values_list(*FACT_COLUMNS)] == [
+        [2, 1, 3, 4, 7, 1, 2, 5, 6, 11, 0],
+        [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0],
+    ]
+
+
+def test_the_fact_columns_migration_reverses():
+    migrate([("evals", "0005_result_filter_indexes")])
+    with connection.cursor() as cursor:
+        columns = {c.name for c in connection.introspection.get_table_description(
+            cursor, "evals_evalresult")}  # fmt: skip
+        indexes = connection.introspection.get_constraints(cursor, "evals_evalresult")
+    assert not columns & set(FACT_COLUMNS)
+    assert "result_eval_success_cover" not in indexes and "result_eval_success_test" in indexes
