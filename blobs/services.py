@@ -12,7 +12,6 @@ import base64
 import binascii
 import errno
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,6 +26,7 @@ from django.db.models import Count, Exists, OuterRef, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from alchemy_site import fastjson
 from alchemy_site.errors import StorageFull, TooLarge
 from blobs import conf
 from blobs.models import Blob, BlobKind, BlobReference
@@ -355,7 +355,7 @@ def _may_hold_media(result: dict, fields: Sequence[str], *, min_chars: int | Non
         value = result.get(name)
         if value is None:
             continue
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        text = value if isinstance(value, str) else fastjson.dumps(value)
         if any(marker in text for marker in MEDIA_MARKERS):
             return True
         if min_chars is not None and len(text) >= min_chars and _names_media(text):

@@ -25,11 +25,12 @@ _LIMIT = 2**53
 
 def as_count(value: Any) -> int:
     """A JSON number as a whole count; anything else (text, bool, NaN) counts as 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0
-    if isinstance(value, float) and not math.isfinite(value):
-        return 0
-    return max(-_LIMIT, min(int(value), _LIMIT))
+    kind = type(value)  # exact types: bool is not an int here
+    if kind is int:
+        return value if -_LIMIT <= value <= _LIMIT else (_LIMIT if value > 0 else -_LIMIT)
+    if kind is float and math.isfinite(value):
+        return max(-_LIMIT, min(int(value), _LIMIT))
+    return 0
 
 
 def result_facts(response: Any, grading_result: Any) -> tuple[int, ...]:

@@ -14,7 +14,6 @@ import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +22,7 @@ from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import F
 from django.utils import timezone
 
+from alchemy_site import fastjson
 from alchemy_site.errors import Conflict, Invalid, TooLarge
 from evals import search
 from evals.facts import FACT_COLUMNS, result_facts
@@ -695,33 +695,17 @@ def _insert_results(eval_id: str, rows: list[dict[str, Any]], prompt_texts: dict
 
 
 def _json_adapter() -> Callable[[Any], Any]:
-    """The JSON column adapter bulk_create would use, minus json.dumps' per-call set-up.
+    """How the batch INSERT encodes a JSON column.
 
-    Django stores a JSONField value as `connection.ops.adapt_json_value(value, None)`: on
-    SQLite that is `json.dumps(value)`, and every such call builds a new C encoder. One
-    encoder built once with json.dumps' default options writes the same text (a test
-    compares) in two thirds of the time. Backends with their own adapter (psycopg's Jsonb)
-    keep it.
+    On SQLite Django stores a JSONField value as `json.dumps(value)`; orjson writes the same
+    values (compact, UTF-8; a test compares them decoded) four times faster, which is most
+    of what encoding a batch cost. Backends with their own adapter (psycopg's Jsonb) keep it.
     """
     ops = connection.ops
-    adapt = ops.adapt_json_value
-    if type(ops).adapt_json_value is not BaseDatabaseOperations.adapt_json_value or (
-        c_make_encoder is None
-    ):
+    if type(ops).adapt_json_value is not BaseDatabaseOperations.adapt_json_value:
+        adapt = ops.adapt_json_value
         return lambda value: adapt(value, None)
-    # (markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys, allow_nan);
-    # no circular check: results are parsed JSON, never self-referencing.
-    encode = c_make_encoder(
-        None, json.JSONEncoder().default, encode_basestring_ascii, None, ": ", ", ",
-        False, False, True,
-    )  # fmt: skip
-
-    def dump(value: Any) -> str:
-        if type(value) is dict and not value:
-            return "{}"
-        return "".join(encode(value, 0))
-
-    return dump
+    return fastjson.dumps
 
 
 def _apply_contributions(eval_id: str, by_prompt: dict[int, Contribution]) -> None:
@@ -749,19 +733,29 @@ def _apply_contributions(eval_id: str, by_prompt: dict[int, Contribution]) -> No
             .select_for_update()
             .values_list("prompt_idx", "named_score_sums", "named_score_weights")
         )
-    for idx, contribution in by_prompt.items():
-        updates: dict[str, Any] = {
-            name: F(name) + getattr(contribution, name)
-            for name in Contribution.COUNTERS
-            if getattr(contribution, name)
-        }
-        if contribution.named_score_sums or contribution.named_score_weights:
-            sums, weights = named[idx]
-            updates["named_score_sums"], updates["named_score_weights"] = (
-                contribution.merged_named_scores(sums, weights)
-            )
-        if updates:
-            EvalPromptStats.objects.filter(eval_id=eval_id, prompt_idx=idx).update(**updates)
+    # Plain UPDATE statements: the ORM's update() compiled 18 F() expressions per prompt
+    # per batch, a few percent of add_results.
+    quote = connection.ops.quote_name
+    dump = _json_adapter()
+    with connection.cursor() as cursor:
+        for idx, contribution in by_prompt.items():
+            assignments, params = [], []
+            for name in Contribution.COUNTERS:
+                delta = getattr(contribution, name)
+                if delta:
+                    assignments.append(f"{quote(name)} = {quote(name)} + %s")
+                    params.append(delta)
+            if contribution.named_score_sums or contribution.named_score_weights:
+                sums, weights = contribution.merged_named_scores(*named[idx])
+                assignments += [f"{quote('named_score_sums')} = %s",
+                                f"{quote('named_score_weights')} = %s"]  # fmt: skip
+                params += [dump(sums), dump(weights)]
+            if assignments:
+                cursor.execute(
+                    f"UPDATE {quote(EvalPromptStats._meta.db_table)} SET "
+                    f"{', '.join(assignments)} WHERE eval_id = %s AND prompt_idx = %s",
+                    [*params, eval_id, idx],
+                )
 
 
 def complete_eval(

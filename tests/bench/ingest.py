@@ -128,7 +128,7 @@ def baseline_rows(eval_id: str, results: list[dict[str, Any]], stamp: str) -> li
             None, dump(r["provider"]), None, dump(r["response"]), r["error"],
             r["failure_reason"], r["success"], r["score"], r["latency_ms"], r["cost"],
             None if r["grading_result"] is None else dump(r["grading_result"]),
-            dump(r["named_scores"]), dump(r["metadata"]), stamp, stamp,
+            dump(r["named_scores"]), dump(r["metadata"]), stamp, stamp, *r["facts"],
         ))  # fmt: skip
     return rows
 
