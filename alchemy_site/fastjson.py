@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 import orjson
@@ -36,16 +35,15 @@ def _finite(value: Any) -> Any:
     return value
 
 
-# 19+ digits in a row may be an integer past 64 bits, which orjson would turn into a float.
-_LONG_DIGITS = re.compile(r"\d{19}")
-
-
 def loads(text: str | None) -> Any:
-    """Parse JSON text exactly as json.loads would; NULL (None) stays None."""
+    """Parse JSON text for display; NULL (None) stays None.
+
+    As json.loads would, except that an integer beyond 64 bits comes back as a float (orjson
+    has no big integers). Checking every text for one cost more than parsing it, so this is
+    for what a page shows; exports and the API's result detail keep json.loads.
+    """
     if text is None:
         return None
-    if _LONG_DIGITS.search(text):
-        return json.loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
