@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 from io import StringIO
@@ -9,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
 
+from evals.management.commands import import_promptfoo
 from evals.models import Eval, EvalPrompt, EvalPromptStats, EvalResult
 from evals.selectors import eval_stats
 
@@ -210,3 +212,18 @@ def test_a_database_failure_is_a_command_error_that_says_what_happened(monkeypat
     monkeypatch.setattr("evals.management.commands.import_promptfoo.import_path", fail)
     with pytest.raises(CommandError, match=message):
         run(FIXTURE)
+
+
+def test_the_import_collects_less_often_and_restores_the_collector(monkeypatch):
+    during = {}
+
+    def record(*args, **kwargs):
+        during.update(threshold=gc.get_threshold(), frozen=gc.get_freeze_count())
+        return []
+
+    before = gc.get_threshold()
+    monkeypatch.setattr(import_promptfoo, "import_path", record)
+    run(FIXTURE)
+    assert during["threshold"] == import_promptfoo.IMPORT_GC_THRESHOLD
+    assert during["frozen"] > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
