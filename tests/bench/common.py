@@ -77,12 +77,26 @@ class Timing:
                 "n": len(self.samples)}  # fmt: skip
 
 
-def repeat(call: Callable[[], Any], *, budget: float, least: int = 7, most: int = 300) -> Timing:
-    """Time `call` after one warm-up, until `budget` seconds or `most` runs (≥ `least`)."""
+def repeat(
+    call: Callable[[], Any],
+    *,
+    budget: float,
+    least: int = 7,
+    most: int = 300,
+    setup: Callable[[], Any] | None = None,
+) -> Timing:
+    """Time `call` after one warm-up, until `budget` seconds or `most` runs (≥ `least`).
+
+    `setup` runs, untimed, before every call (the warm-up's too): how a figure is taken
+    cold, e.g. by emptying a cache the call would otherwise hit from its second run on.
+    """
+    prepare = setup or (lambda: None)
+    prepare()
     call()
     samples: list[float] = []
     started = time.perf_counter()
     while len(samples) < most and (len(samples) < least or time.perf_counter() - started < budget):
+        prepare()
         t0 = time.perf_counter()
         call()
         samples.append(time.perf_counter() - t0)

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import ijson
+
 from tests.bench.common import REPO, Context, Figure, child_env, log, prompt_specs, result_batches
 
 
@@ -80,7 +82,8 @@ def measure_imports(ctx: Context) -> None:
         ctx.add(Figure("import", f"import promptfoo JSON, {count:,} results", rate, "results/s",
                        "≥ 20,000/s", ok=rate >= 20_000,
                        detail={"seconds": round(seconds, 2), "file_mb": round(size / 1e6, 1),
-                               "peak_rss_mb": round(peak / 2**20, 1)}))  # fmt: skip
+                               "peak_rss_mb": round(peak / 2**20, 1),
+                               "ijson_backend": ijson.backend_name}))  # fmt: skip
         ctx.add(Figure("import", f"import peak RSS, {count:,} results", peak / 2**20, "MB",
                        "≤ 300", ok=peak / 2**20 <= 300))  # fmt: skip
     small, large = peaks[ctx.scale.import_small], peaks[ctx.scale.import_large]

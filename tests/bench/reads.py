@@ -26,6 +26,7 @@ from tests.bench.common import (
 PLUGIN_FILTER = [{"type": "metadata", "field": "pluginId", "operator": "equals",
                   "value": "pii:direct"}]  # fmt: skip
 SEVERITY_FILTER = [{"type": "severity", "operator": "equals", "value": "critical"}]
+COLD = {"filter cache": "emptied before each call"}
 
 
 def build_big_eval(ctx: Context) -> None:
@@ -72,7 +73,16 @@ def table_call(eval_id: str, params: dict[str, Any]):
     return call
 
 
+def forget_filtered() -> None:
+    """Empty the selectors' cache of filtered counts: the next call computes them again."""
+    with selectors._FILTERED_LOCK:
+        selectors._FILTERED.clear()
+
+
 def measure_pages(ctx: Context) -> None:
+    """Each page as it is served again (a filtered one's counts cached after its first
+    call), and the failures page once more as served on a filter new to the cache."""
+    failures = f"failures, offset {ctx.scale.failures_offset:,}"
     for label, params in pages(ctx).items():
         page = table_call(ctx.big_eval_id, params)()
         timing = repeat(table_call(ctx.big_eval_id, params), budget=ctx.scale.budget_seconds)
@@ -81,6 +91,12 @@ def measure_pages(ctx: Context) -> None:
                        "median ≤ 5, p95 ≤ 15", ok=ok,
                        detail={**timing.summary(), "rows": len(page["body"]),
                                "filtered_count": page["filtered_count"]}))  # fmt: skip
+        if label == failures:
+            cold = repeat(table_call(ctx.big_eval_id, params), budget=ctx.scale.budget_seconds,
+                          least=5, setup=forget_filtered)  # fmt: skip
+            ctx.add(Figure("table (server)", f"table page: {label} (cold filter)",
+                           cold.median_ms, "ms median", "report",
+                           detail={**cold.summary(), **COLD}))  # fmt: skip
 
 
 def measure_pages_http(ctx: Context) -> None:
@@ -115,9 +131,15 @@ def measure_stats(ctx: Context) -> None:
         "failures": {"mode": "failures"},
         "metadata pluginId filter": {"filters": PLUGIN_FILTER},
     }.items():
-        timing = repeat(stats(**params), budget=ctx.scale.budget_seconds, least=5)
-        ctx.add(Figure("stats", f"filtered stats: {label}", timing.median_ms, "ms median",
-                       "≤ 300", ok=timing.median_ms <= 300, detail=timing.summary()))  # fmt: skip
+        # The target is for computing them: the cache is emptied before each timed call.
+        cold = repeat(stats(**params), budget=ctx.scale.budget_seconds, least=5,
+                      setup=forget_filtered)  # fmt: skip
+        ctx.add(Figure("stats", f"filtered stats: {label}", cold.median_ms, "ms median",
+                       "≤ 300", ok=cold.median_ms <= 300,
+                       detail={**cold.summary(), **COLD}))  # fmt: skip
+        warm = repeat(stats(**params), budget=ctx.scale.budget_seconds)
+        ctx.add(Figure("stats", f"filtered stats: {label} (cached)", warm.median_ms, "ms median",
+                       "report", detail=warm.summary()))  # fmt: skip
 
 
 def measure_eval_page(ctx: Context) -> None:
