@@ -3,9 +3,9 @@
 Span attributes go through `redact_attributes`, then media moves to blobs, then
 `clean_attributes` (which redacts again, harmlessly) shortens what is left.
 
-Keys are matched case-insensitively after folding `-`, `.` and spaces to `_`, so
-`Authorization`, `x-api-key`, `apiKey` and `db.password` are all caught, at any
-depth of nested maps and lists.
+Keys are matched case-insensitively with separators (`-`, `.`, `_`, spaces)
+dropped, so `Authorization`, `x-api-key`, `apiKey`, `privateKey` and `db.password`
+are all caught, at any depth of nested maps and lists.
 """
 
 from __future__ import annotations
@@ -30,27 +30,51 @@ SENSITIVE_PARTS = (
     "passphrase",
     "private_key",
 )
+# Matched against keys with their separators dropped: `api_key`, `api-key`, `apiKey`
+# and `API_KEY` all read `apikey`.
+_COMPACT_PARTS = tuple(dict.fromkeys(part.replace("_", "") for part in SENSITIVE_PARTS))
+# A tokenizer's name is not a credential.
+_TOKENIZER = re.compile(r"tokenizers?")
 # Token *counts* are what cost tracking reads (gen_ai.usage.input_tokens,
-# llm.token_count.total); they are numbers, not credentials, and are kept.
-_TOKEN_USAGE = re.compile(r"tokens|token_count|token_usage|tokenizer")
+# llm.token_count.total, max_tokens): kept while they are numbers, redacted as text
+# (`refresh_tokens`, `auth_token_usage` …) since text there may be a credential.
+_TOKEN_USAGE = re.compile(r"tokens|tokencount|tokenusage")
 # Attributes that carry whole prompts, completions or HTTP bodies get the larger limit.
 BODY_PARTS = ("body", "prompt", "completion", "content", "input", "output", "message", "response")
 
-_SEPARATORS = re.compile(r"[-. ]")
+_SEPARATORS = re.compile(r"[-._ ]")
+_NOT_SECRET, _COUNT, _SECRET = 0, 1, 2
 
 
 def _fold(key: str) -> str:
-    return _SEPARATORS.sub("_", key.lower())
+    return _SEPARATORS.sub("", key.lower())
+
+
+def _names_secret(folded: str) -> bool:
+    return any(part in folded for part in _COMPACT_PARTS)
 
 
 # Spans of one service repeat the same few keys; each is folded and matched once.
 @functools.lru_cache(maxsize=4096)
-def is_sensitive(key: str) -> bool:
+def _secrecy(key: str) -> int:
     folded = _fold(key)
-    if not any(part in folded for part in SENSITIVE_PARTS):
-        return False
-    without_usage = _TOKEN_USAGE.sub("", folded)
-    return any(part in without_usage for part in SENSITIVE_PARTS)
+    if not _names_secret(folded):
+        return _NOT_SECRET
+    folded = _TOKENIZER.sub("", folded)
+    if not _names_secret(folded):
+        return _NOT_SECRET
+    return _SECRET if _names_secret(_TOKEN_USAGE.sub("", folded)) else _COUNT
+
+
+def hides(key: str, value: Any) -> bool:
+    """Whether `value`, stored under `key`, is redacted.
+
+    A token-count key keeps numbers (and maps, whose own keys are checked) but not text.
+    """
+    secrecy = _secrecy(key)
+    if secrecy == _COUNT:
+        return isinstance(value, str) and not value.isdigit()
+    return secrecy == _SECRET
 
 
 @functools.lru_cache(maxsize=4096)
@@ -85,7 +109,7 @@ def redact_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
 
 
 def _redacted(key: str, value: Any) -> Any:
-    if is_sensitive(key):
+    if hides(key, value):
         return REDACTED
     if isinstance(value, dict):
         return redact_attributes(value)
@@ -100,7 +124,7 @@ def clean_value(key: str, value: Any, *, in_body: bool = False) -> Any:
     Whatever sits inside a body-like attribute (a prompt, an HTTP body) keeps the
     body limit however deep it is nested.
     """
-    if is_sensitive(key):
+    if hides(key, value):
         return REDACTED
     in_body = in_body or is_body(key)
     if isinstance(value, str):

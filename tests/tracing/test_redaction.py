@@ -18,7 +18,10 @@ from tracing.redaction import REDACTED, clean_attributes
         "db.password",
         "ssh.passphrase",
         "private-key",
+        "privateKey",
         "set-cookie",
+        "sessionToken",
+        "refresh_tokens",
     ],
 )
 def test_sensitive_keys_are_redacted_whatever_their_case_or_separators(key):
@@ -26,10 +29,17 @@ def test_sensitive_keys_are_redacted_whatever_their_case_or_separators(key):
 
 
 @pytest.mark.parametrize(
-    "key", ["gen_ai.usage.input_tokens", "llm.token_count.total", "max_tokens", "tokenizer"]
+    ("key", "value"),
+    [
+        ("gen_ai.usage.input_tokens", 42),
+        ("llm.token_count.total", 42),
+        ("max_tokens", "1024"),
+        ("llm.token_usage", {"prompt": 3, "completion": 4}),
+        ("tokenizer", "cl100k_base"),
+    ],
 )
-def test_token_counts_are_not_mistaken_for_tokens(key):
-    assert clean_attributes({key: 42}) == {key: 42}
+def test_token_counts_are_not_mistaken_for_tokens(key, value):
+    assert clean_attributes({key: value}) == {key: value}
 
 
 def test_nested_maps_and_lists_are_redacted_too():
