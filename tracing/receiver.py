@@ -12,10 +12,12 @@ import logging
 from http import HTTPStatus
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from alchemy_site.api import out_of_space
 from alchemy_site.auth import verify_api_key
@@ -58,6 +60,27 @@ def _authenticated(request: HttpRequest) -> bool:
     return bool(raw.strip()) and verify_api_key(raw.strip()) is not None
 
 
+def _read_export(request: HttpRequest, fmt: str) -> ExportTraceServiceRequest:
+    limit = max_body_bytes()
+    too_large = otlp.TooLarge(f"The body is larger than {limit} bytes; send smaller batches.")
+    try:
+        declared = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        raise otlp.Malformed("Content-Length is not a number.") from None
+    if declared > limit:
+        raise too_large
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        # DATA_UPLOAD_MAX_MEMORY_SIZE is below OTLP_MAX_BODY_BYTES: still a 413, not
+        # the HTML 400 Django would answer, so exporters log why.
+        raise too_large from None
+    if len(body) > limit:
+        raise too_large
+    data = otlp.decompress(body, request.headers.get("Content-Encoding", ""), limit=limit)
+    return otlp.parse_request(data, fmt)
+
+
 @csrf_exempt
 @require_POST
 def export_traces(request: HttpRequest) -> HttpResponse:
@@ -75,18 +98,8 @@ def export_traces(request: HttpRequest) -> HttpResponse:
     if unsupported is not None:
         return _failure(fmt, unsupported.status, str(unsupported))
 
-    limit = max_body_bytes()
     try:
-        declared = int(request.headers.get("Content-Length") or 0)
-        if declared > limit:
-            raise otlp.TooLarge(f"The body is larger than {limit} bytes; send smaller batches.")
-        body = request.body
-        if len(body) > limit:
-            raise otlp.TooLarge(f"The body is larger than {limit} bytes; send smaller batches.")
-        data = otlp.decompress(body, request.headers.get("Content-Encoding", ""), limit=limit)
-        export = otlp.parse_request(data, fmt)
-    except ValueError:
-        return _failure(fmt, HTTPStatus.BAD_REQUEST, "Content-Length is not a number.")
+        export = _read_export(request, fmt)
     except otlp.OtlpError as exc:
         return _failure(fmt, exc.status, str(exc))
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from blobs.models import Blob
-from evals.models import Eval
+from evals.models import Eval, EvalResult
 from tests.tracing.factories import (
     b64,
     data_url,
@@ -99,3 +99,18 @@ def test_the_trace_page_shows_span_media_inline_in_constant_queries(
     assert (
         f'<audio controls preload="metadata" src="/api/blobs/{media["audio/wav"].sha256}"' in html
     )
+
+
+def test_the_result_drawer_links_to_the_results_trace(logged_in_client):
+    evaluation = Eval.objects.create(id="eval-d:1", created_at=timezone.now())
+    result = EvalResult.objects.create(eval=evaluation, test_idx=3, prompt_idx=0)
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    attributes = {"evaluation.id": evaluation.id, "test.index": 3, "prompt.index": 0}
+    ingest_request(request=export_of(otlp_span(trace_id, "1" * 16, "t", attributes=attributes)))
+
+    response = logged_in_client.get(
+        reverse("evals:result", args=[evaluation.id, result.pk]), {"partial": "1"}
+    )
+
+    assert response.status_code == HTTPStatus.OK
+    assert f'href="{reverse("tracing:detail", args=[trace_id])}"' in response.content.decode()

@@ -12,7 +12,10 @@ from django.db import OperationalError
 from django.urls import reverse
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from tracing import services
 from tracing.models import Span
@@ -112,6 +115,24 @@ def test_it_answers_413_for_a_body_over_the_limit(api_client, payload, settings)
     assert not Span.objects.exists()
 
 
+def test_it_answers_413_when_django_would_refuse_the_body_first(api_client, payload, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = len(payload) - 1
+
+    response = post(api_client, payload)
+
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert "larger than" in status_pb2.Status.FromString(response.content).message
+
+
+def test_it_answers_400_for_a_content_length_that_is_not_a_number(api_client, payload):
+    response = post(api_client, payload, **{"Content-Length": "lots"})
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert status_pb2.Status.FromString(response.content).message == (
+        "Content-Length is not a number."
+    )
+
+
 def test_it_answers_413_for_a_gzip_bomb_without_inflating_it_all(api_client, settings):
     settings.OTLP_MAX_BODY_BYTES = 64 * 1024
     bomb = gzip.compress(b"\0" * (10 * 1024 * 1024))
@@ -160,6 +181,21 @@ def test_json_requests_get_json_answers_with_partial_success_for_rejected_spans(
     assert answer["rejectedSpans"] == "1"
     assert "zero-trace" in answer["errorMessage"]
     assert list(Span.objects.values_list("name", flat=True)) == ["good"]
+
+
+def test_protobuf_requests_get_protobuf_partial_success_for_rejected_spans(api_client, payload):
+    export = ExportTraceServiceRequest.FromString(payload)
+    export.resource_spans[0].scope_spans[0].spans[0].span_id = b"short"
+
+    response = post(
+        api_client, export.SerializeToString(), content_type=f"{PROTOBUF}; charset=utf-8"
+    )
+
+    assert response.status_code == HTTPStatus.OK
+    answer = ExportTraceServiceResponse.FromString(response.content).partial_success
+    assert answer.rejected_spans == 1
+    assert "span_id must be 8 bytes" in answer.error_message
+    assert Span.objects.count() == 1
 
 
 def test_it_answers_429_with_retry_after_when_too_many_spans_are_pending(

@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 from google.protobuf import json_format
+from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -18,9 +19,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from blobs.models import Blob
 from blobs.services import blob_uri
+from evals.evaluator.otel import RunTracing, traceparent_headers
 from evals.models import Eval, EvalResult
 from tests.tracing.factories import b64, data_url, png_bytes, wav_bytes
 from tracing.models import Span, Trace
@@ -132,6 +135,44 @@ def test_an_export_without_an_api_key_is_refused_and_stores_nothing(endpoint, re
     result = OTLPSpanExporter(endpoint=endpoint, timeout=10).export(spans)
 
     assert result is SpanExportResult.FAILURE
+    assert not Span.objects.exists()
+
+
+def test_an_export_over_the_size_limit_is_refused_with_413(
+    endpoint, api_key, settings, record_spans
+):
+    settings.OTLP_MAX_BODY_BYTES = 1024
+    spans = record_spans(rag_pipeline)  # its 5,000-char prompt alone is over the limit
+
+    result = exporter_for(endpoint, api_key).export(spans)
+    response = httpx.post(
+        endpoint,
+        content=encode_spans(spans).SerializeToString(),
+        headers={"x-api-key": api_key, "Content-Type": "application/x-protobuf"},
+    )
+
+    assert result is SpanExportResult.FAILURE
+    assert response.status_code == 413
+    assert "larger than 1024 bytes" in status_pb2.Status.FromString(response.content).message
+    assert not Span.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status"),
+    [
+        (b"\xff\xff not protobuf", "application/x-protobuf", 400),
+        (b'{"resourceSpans": 7}', "application/json", 400),
+        (b"<spans/>", "application/xml", 415),
+    ],
+)
+def test_malformed_or_unknown_bodies_are_refused(endpoint, api_key, content, content_type, status):
+    response = httpx.post(
+        endpoint,
+        content=content,
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": content_type},
+    )
+
+    assert response.status_code == status
     assert not Span.objects.exists()
 
 
@@ -264,3 +305,37 @@ def test_media_in_a_json_body_and_an_audio_attribute_is_stored_as_blobs(endpoint
         ("attributes.gen_ai.output.audio", audio_sha, "audio"),
         ("attributes.http.response.body", image_sha, "image"),
     ]
+
+
+def test_a_providers_spans_under_the_evaluators_traceparent_join_the_linked_trace(
+    endpoint, api_key
+):
+    evaluation = Eval.objects.create(id="eval-tp:1", created_at=timezone.now())
+    result = EvalResult.objects.create(eval=evaluation, test_idx=0, prompt_idx=0)
+    run = RunTracing(evaluation.id)
+    attributes = {
+        "evaluation.id": evaluation.id,
+        "test.case.id": "0:0",
+        "test.index": 0,
+        "prompt.index": 0,
+    }
+    with (
+        run.tracer.start_as_current_span("test case", attributes=attributes),
+        run.tracer.start_as_current_span("call provider") as call,
+    ):
+        headers = traceparent_headers()
+        call_span_id = f"{call.get_span_context().span_id:016x}"
+
+    def provider_side(tracer):
+        # The provider knows nothing of evals: only the traceparent header it was sent.
+        context = TraceContextTextMapPropagator().extract(headers)
+        with tracer.start_as_current_span("handle request", context=context):
+            pass
+
+    run_provider(exporter_for(endpoint, api_key), provider_side)  # arrives first
+    run.finish()  # the evaluator stores its own spans after the result batch
+
+    trace = Trace.objects.get()
+    assert (trace.eval_id, trace.result_id, trace.test_case_id) == (evaluation.id, result.pk, "0:0")
+    assert trace.name == "test case" and trace.span_count == 3
+    assert Span.objects.get(name="handle request").parent_span_id == call_span_id
