@@ -8,6 +8,7 @@ nothing here builds a results query of its own.
 from __future__ import annotations
 
 import json
+import re
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
@@ -20,8 +21,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from alchemy_site.api import MAX_OFFSET
 from alchemy_site.errors import Invalid, NotFound
+from blobs.services import BLOB_URI_PREFIX, BLOB_URI_RE, blobs_in
 from evals import selectors, services
-from evals.filters import MODES
+from evals.filters import MODES, is_unfiltered, parse_filters
 from evals.models import EvalResult
 
 LIST_PAGE_SIZE = 25
@@ -173,58 +175,169 @@ def _load_eval(eval_id: str):
         raise Http404(f"No eval with id {eval_id!r}.") from None
 
 
+def _view(request: HttpRequest) -> dict[str, Any]:
+    """The page's filter state; a bad filter falls back to the unfiltered view, with an error."""
+    state = _table_state(request)
+    try:
+        filters, raw = table_filters(request.GET)
+        parse_filters(filters)
+        error = ""
+    except Invalid as exc:
+        filters, raw, error = [], request.GET.get("filters", ""), exc.message
+    state.update(
+        filters=filters,
+        raw_filters=raw,
+        error=error,
+        filtered=not error
+        and not is_unfiltered(mode=state["mode"], search=state["search"], filters=filters),
+    )
+    return state
+
+
+# Query keys that belong to one request, never to the view a link or "back" should keep.
+TRANSIENT = {"partial": None, "last": None}
+
+
+def _here(request: HttpRequest) -> str:
+    """This view's own URL (no partial or hint keys): the result pages' 'back' link."""
+    query = _with(request.GET, **TRANSIENT)
+    return request.path + (f"?{query}" if query else "")
+
+
+def _pages_context(request: HttpRequest, state: dict[str, Any], filtered_count: int, next_after):
+    return {
+        "window": _page_window(state["offset"], state["limit"], filtered_count),
+        "next_after": next_after,
+        "prev_query": _with(request.GET, offset=None, after=None, **TRANSIENT),
+    }
+
+
 @require_GET
 def eval_detail(request: HttpRequest, eval_id: str) -> HttpResponse:
     eval_ = _load_eval(eval_id)
-    state = _table_state(request)
-    error = ""
-    try:
-        filters, raw_filters = table_filters(request.GET)
+    view = _view(request)
+    # The live parts refresh through these partials: each reads only what it shows.
+    part = request.GET.get("partial")
+    if part == "stats":
+        return render(request, "evals/_stats.html", {"prompts": _prompt_stats(eval_, view)})
+    if part == "counts":
+        return _counts(request, eval_, view)
+    if view["error"]:
+        page = selectors.table_page(eval=eval_, offset=0, limit=view["limit"])
+    else:
         page = selectors.table_page(
             eval=eval_,
-            offset=0 if state["after"] is not None else state["offset"],
-            after_test_idx=state["after"],
-            limit=state["limit"],
-            mode=state["mode"],
-            search=state["search"],
-            filters=filters,
+            offset=0 if view["after"] is not None else view["offset"],
+            after_test_idx=view["after"],
+            limit=view["limit"],
+            mode=view["mode"],
+            search=view["search"],
+            filters=view["filters"],
         )
-    except Invalid as exc:
-        error, raw_filters = exc.message, request.GET.get("filters", "")
-        page = selectors.table_page(eval=eval_, offset=0, limit=state["limit"])
     prompts = page["head"]["prompts"]
-    filtered = page["filtered_metrics"] if page["filtered_count"] != page["total_count"] else []
-    for index, prompt in enumerate(prompts):
-        prompt["filtered"] = filtered[index] if index < len(filtered) else None
+    if view["filtered"]:
+        for prompt, metrics in zip(prompts, page["filtered_metrics"], strict=False):
+            prompt["filtered"] = metrics
+        for prompt in prompts[len(page["filtered_metrics"]) :]:
+            prompt["filtered"] = selectors.metrics_from_counts({})
+    context = {
+        "eval": eval_,
+        "page": page,
+        "prompts": prompts,
+        "vars": page["head"]["vars"],
+        "state": view,
+        "here": _here(request),
+        "media": _cell_media(page["body"]),
+        **_pages_context(
+            request,
+            view,
+            page["filtered_count"],
+            page["body"][-1]["test_idx"] if page["body"] else None,
+        ),
+    }
+    if part == "table":
+        return render(request, "evals/_table.html", context)
     totals = {
         key: sum(p["metrics"][key] for p in prompts)
         for key in ("result_count", "pass_count", "fail_count", "error_count")
     }
-    context = {
-        "eval": eval_,
-        "status": page["status"],
-        "tags": list(eval_.eval_tags.select_related("tag").values_list("tag__name", "tag__value")),
-        "page": page,
-        "prompts": prompts,
-        "vars": page["head"]["vars"],
-        "totals": totals,
-        "state": state,
-        "raw_filters": raw_filters,
-        "red_team": {kind: request.GET.get(kind, "") for kind in RED_TEAM_FILTERS},
-        "metas": [m for m in request.GET.getlist("meta") if m.strip()] or [""],
-        "modes": MODES,
-        "page_sizes": sorted({*PAGE_SIZES, state["limit"]}),
-        "window": _page_window(state["offset"], state["limit"], page["filtered_count"]),
-        "next_after": page["body"][-1]["test_idx"] if page["body"] else None,
-        "query": request.GET,
-        "prev_query": _with(request.GET, offset=None, after=None, partial=None),
-        "error": error,
-        "export_formats": ("json", "jsonl", "csv"),
-    }
-    part = request.GET.get("partial")
-    if part in ("stats", "table"):
-        return render(request, f"evals/_{part}.html", context)
+    context.update(
+        {
+            "status": page["status"],
+            "tags": list(
+                eval_.eval_tags.select_related("tag").values_list("tag__name", "tag__value")
+            ),
+            "totals": totals,
+            "raw_filters": view["raw_filters"],
+            "red_team": {kind: request.GET.get(kind, "") for kind in RED_TEAM_FILTERS},
+            "metas": [m for m in request.GET.getlist("meta") if m.strip()] or [""],
+            "modes": MODES,
+            "page_sizes": sorted({*PAGE_SIZES, view["limit"]}),
+            "query": request.GET,
+            "error": view["error"],
+            "export_formats": ("json", "jsonl", "csv"),
+        }
+    )
     return render(request, "evals/detail.html", context)
+
+
+def _prompt_stats(eval_, view: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-prompt cards: the eval's totals and, in a filtered view, that view's share."""
+    prompts = selectors.eval_stats(eval=eval_)["prompts"]
+    if view["filtered"]:
+        shares = selectors.eval_stats(
+            eval=eval_, mode=view["mode"], search=view["search"], filters=view["filters"]
+        )["prompts"]
+        by_idx = {p["prompt_idx"]: p["metrics"] for p in shares}
+        for prompt in prompts:
+            prompt["filtered"] = by_idx.get(prompt["prompt_idx"]) or selectors.metrics_from_counts(
+                {}
+            )
+    return prompts
+
+
+def _counts(request: HttpRequest, eval_, view: dict[str, Any]) -> HttpResponse:
+    """'Showing N of M tests' and the pagination, for a live update of the table's frame.
+
+    Unfiltered, N is the eval's stored test count (no query). Filtered, N comes from the
+    read path's cached filtered summary, through a one-row table page. `last` is the last
+    test index the page shows, the Next link's keyset cursor.
+    """
+    if view["filtered"]:
+        filtered_count = selectors.table_page(
+            eval=eval_, limit=1, mode=view["mode"], search=view["search"], filters=view["filters"]
+        )["filtered_count"]
+    else:
+        filtered_count = eval_.test_count
+    page = {"filtered_count": filtered_count, "total_count": eval_.test_count}
+    context = {
+        "page": page,
+        "state": view,
+        **_pages_context(request, view, filtered_count, _cursor(request.GET.get("last"))),
+    }
+    return render(request, "evals/_counts.html", context)
+
+
+# `![alt](promptfoo://blob/<sha>)`, the form results carry images in; the table shows a
+# thumbnail (through {% blob_media %}) instead of the markdown.
+BLOB_IMAGE_MD = re.compile(r"!\[[^\]]*\]\(\s*" + BLOB_URI_RE.pattern + r"\s*\)")
+
+
+def _cell_media(body: list[dict[str, Any]]) -> dict[str, Any]:
+    """Blob rows for every media reference in the page's outputs, in one query.
+
+    Each cell with media gets `media` (the text to render thumbnails from) and its text
+    without the blob URIs, so a cell shows a picture rather than `promptfoo://blob/…`.
+    """
+    texts = []
+    for row in body:
+        for cell in row["outputs"]:
+            text = cell and cell["text"]
+            if isinstance(text, str) and BLOB_URI_PREFIX in text:
+                cell["media"] = text
+                cell["text"] = BLOB_URI_RE.sub("[media]", BLOB_IMAGE_MD.sub("", text)).strip()
+                texts.append(text)
+    return blobs_in(texts) if texts else {}
 
 
 def _traces_for(result: EvalResult) -> list[Any]:
@@ -268,7 +381,7 @@ def rate_result(request: HttpRequest, eval_id: str, result_id: int) -> HttpRespo
     eval_ = _load_eval(eval_id)
     passed = request.POST.get("pass") == "1"
     try:
-        services.rate_result(
+        rated = services.rate_result(
             eval=eval_,
             result_id=result_id,
             passed=passed,
@@ -278,7 +391,10 @@ def rate_result(request: HttpRequest, eval_id: str, result_id: int) -> HttpRespo
     except NotFound:
         raise Http404(f"Result {result_id} is not part of eval {eval_id!r}.") from None
     if request.headers.get("accept", "").startswith("application/json"):
-        return JsonResponse({"id": result_id, "pass": passed}, status=HTTPStatus.OK)
+        # What the page needs to redraw the rated cell without fetching the table again.
+        return JsonResponse(
+            {"id": result_id, "pass": passed, "score": rated.score}, status=HTTPStatus.OK
+        )
     back = _safe_back(request.POST.get("back", ""))
     if back:
         return redirect(back)

@@ -35,20 +35,48 @@ def detail_url(eval_, **params) -> str:
     return f"{url}?{urlencode(params, doseq=True)}" if params else url
 
 
+EVAL_URL = "/evals/eval-abc-2025-01-13T10:30:45/"
+
+
 @pytest.mark.parametrize(
-    "url",
+    ("method", "url"),
     [
-        "/",
-        "/evals/",
-        "/evals/compare/",
-        "/evals/eval-abc-2025-01-13T10:30:45/",
-        "/evals/eval-abc-2025-01-13T10:30:45/results/1/",
+        ("get", "/"),
+        ("get", "/evals/"),
+        ("get", "/evals/compare/"),
+        ("get", "/evals/compare/?ids=a,b"),
+        ("get", EVAL_URL),
+        ("get", f"{EVAL_URL}?partial=stats"),
+        ("get", f"{EVAL_URL}?partial=counts"),
+        ("get", f"{EVAL_URL}?partial=table"),
+        ("get", f"{EVAL_URL}results/1/"),
+        ("get", f"{EVAL_URL}results/1/?partial=1"),
+        ("post", f"{EVAL_URL}results/1/rate/"),
+        ("get", f"{EVAL_URL}delete/"),
+        ("post", f"{EVAL_URL}delete/"),
+        ("get", "/prompts/"),
+        ("get", "/prompts/6f1c1a2e-8f7e-4d1b-9a55-0c1f2d3e4a5b/"),
+        ("get", "/traces/"),
+        ("get", f"/traces/{'a' * 32}/"),
     ],
 )
-def test_pages_redirect_anonymous_visitors_to_login(client, url):
-    response = client.get(url)
+def test_pages_redirect_anonymous_visitors_to_login(client, method, url):
+    response = getattr(client, method)(url)
     assert response.status_code == HTTPStatus.FOUND
     assert response["Location"].startswith(reverse("login"))
+
+
+def test_anonymous_posts_change_nothing(client, eval_with_results):
+    result = EvalResult.objects.get(eval_id=eval_with_results.id, test_idx=3, prompt_idx=1)
+    rate = reverse("evals:rate", kwargs={"eval_id": eval_with_results.id, "result_id": result.pk})
+    delete = reverse("evals:delete", kwargs={"eval_id": eval_with_results.id})
+
+    assert client.post(rate, {"pass": "1"}).status_code == HTTPStatus.FOUND
+    assert client.post(delete).status_code == HTTPStatus.FOUND
+
+    result.refresh_from_db()
+    assert not result.success
+    assert EvalResult.objects.filter(eval_id=eval_with_results.id).count() == 60
 
 
 def test_home_shows_recent_evals_and_a_pass_rate_chart(logged_in_client, eval_with_results):
@@ -120,9 +148,12 @@ def test_the_list_page_makes_a_constant_number_of_queries(
         logged_in_client.get(reverse("evals:list"))
 
 
-def test_delete_asks_for_confirmation_then_deletes(logged_in_client, eval_with_results):
+def test_delete_asks_for_confirmation_then_deletes(
+    logged_in_client, eval_with_results, django_assert_max_num_queries
+):
     url = reverse("evals:delete", kwargs={"eval_id": eval_with_results.id})
-    assert "Delete this eval?" in logged_in_client.get(url).content.decode()
+    with django_assert_max_num_queries(3):
+        assert "Delete this eval?" in logged_in_client.get(url).content.decode()
     response = logged_in_client.post(url)
     assert response.status_code == HTTPStatus.FOUND
     assert not EvalResult.objects.filter(eval_id=eval_with_results.id).exists()
@@ -244,27 +275,6 @@ def test_rating_never_redirects_off_site(logged_in_client, eval_with_results):
     assert "evil" not in response["Location"]
 
 
-def test_compare_shows_deltas_and_flipped_tests(logged_in_client):
-    before = factories.make_eval(prompts=1, description="before")
-    after = factories.make_eval(prompts=1, description="after")
-    services.add_results(eval=before, results=factories.grid(4, prompts=1))
-    services.add_results(
-        eval=after,
-        results=[factories.result(t, 0, success=t != 2) for t in range(4)],
-    )
-    response = logged_in_client.get(reverse("evals:compare"), {"ids": f"{before.id},{after.id}"})
-    assert response.status_code == HTTPStatus.OK
-    assert [row["test_idx"] for row in response.context["flip_rows"]] == [2]
-    assert response.context["result"]["evals"][1]["pass_rate_delta"] == -25.0
-    assert response.context["prompt_rows"][0]["cells"][1]["delta"] == -25.0
-    assert "now failing" in response.content.decode()
-
-
-def test_compare_explains_what_it_needs(logged_in_client, eval_with_results):
-    response = logged_in_client.get(reverse("evals:compare"), {"ids": eval_with_results.id})
-    assert "at least two" in response.content.decode()
-
-
 def test_the_result_drawer_shows_images_inline_and_audio_with_a_player(logged_in_client):
     import base64
 
@@ -293,3 +303,161 @@ def test_the_result_drawer_shows_images_inline_and_audio_with_a_player(logged_in
 
     assert '<img src="/api/blobs/' in page
     assert 'src="/api/blobs/' in page.split("<audio", 1)[1]
+
+
+# --- partials: each reads only what it shows ---------------------------------------------
+
+
+def test_the_stats_partial_reads_the_aggregates_not_the_table(
+    logged_in_client, eval_with_results, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(5):
+        response = logged_in_client.get(detail_url(eval_with_results, partial="stats"))
+    html = response.content.decode()
+    assert "prompt-card" in html and "data-test-idx" not in html
+    assert "in this view" not in html
+
+
+def test_the_stats_partial_of_a_filtered_view_says_what_the_view_holds(
+    logged_in_client, eval_with_results
+):
+    html = logged_in_client.get(
+        detail_url(eval_with_results, mode="failures", partial="stats")
+    ).content.decode()
+    # Prompt 0 never fails; prompt 1 fails on 10 tests.
+    assert "in this view: 0 results, 0 pass" in html
+    assert "in this view: 10 results, 0 pass" in html
+    assert "filtered:" not in html
+
+
+def test_the_counts_partial_gives_the_filtered_count_and_pagination(
+    logged_in_client, eval_with_results, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(3):
+        unfiltered = logged_in_client.get(
+            detail_url(eval_with_results, partial="counts", limit=10, last=9)
+        ).content.decode()
+    assert 'data-count="30"' in unfiltered and "Page 1 of 3" in unfiltered
+    assert "offset=10&amp;after=9" in unfiltered
+    assert "partial=" not in unfiltered and "last=" not in unfiltered
+
+    filtered = logged_in_client.get(
+        detail_url(eval_with_results, mode="failures", limit=5, offset=5, partial="counts")
+    ).content.decode()
+    assert 'data-count="10"' in filtered and "(filtered)" in filtered
+    assert "Page 2 of 2" in filtered and "<tr" not in filtered
+
+
+def test_partials_of_a_bad_filter_fall_back_to_the_whole_eval(logged_in_client, eval_with_results):
+    counts = logged_in_client.get(
+        detail_url(eval_with_results, filters="[{nope", partial="counts")
+    ).content.decode()
+    assert 'data-count="30"' in counts
+
+
+# --- links that keep the view ---------------------------------------------------------------
+
+
+def test_cell_links_carry_the_view_back_to_the_result_page(logged_in_client, eval_with_results):
+    import html as html_lib
+    import re
+
+    view = detail_url(eval_with_results, mode="failures", limit=5, offset=5, after=12)
+    page = logged_in_client.get(view).content.decode()
+    links = re.findall(r'class="cell-link" href="([^"]+)"', page)
+    assert links
+    result_url = html_lib.unescape(links[0])
+    from urllib.parse import parse_qs, urlsplit
+
+    assert parse_qs(urlsplit(result_url).query)["back"] == [view]
+
+    result_page = logged_in_client.get(result_url).content.decode()
+    assert f'href="{html_lib.escape(view)}"' in result_page  # the ← link
+    assert f'name="back" value="{html_lib.escape(view)}"' in result_page  # after rating
+
+    table = logged_in_client.get(view + "&partial=table").content.decode()
+    assert "partial%3Dtable" not in table and "partial=table" not in table
+
+
+def test_rating_from_the_result_page_returns_to_the_same_filtered_page(
+    logged_in_client, eval_with_results
+):
+    view = detail_url(eval_with_results, mode="failures", limit=5, offset=5, after=12)
+    result = EvalResult.objects.get(eval_id=eval_with_results.id, test_idx=15, prompt_idx=1)
+    rate = reverse("evals:rate", kwargs={"eval_id": eval_with_results.id, "result_id": result.pk})
+
+    response = logged_in_client.post(rate, {"pass": "1", "back": view})
+
+    assert response.status_code == HTTPStatus.FOUND and response["Location"] == view
+    assert logged_in_client.get(view).context["page"]["filtered_count"] == 9
+
+
+def test_rating_answers_json_with_what_the_cell_shows(logged_in_client, eval_with_results):
+    result = EvalResult.objects.get(eval_id=eval_with_results.id, test_idx=3, prompt_idx=1)
+    rate = reverse("evals:rate", kwargs={"eval_id": eval_with_results.id, "result_id": result.pk})
+    response = logged_in_client.post(rate, {"pass": "1"}, HTTP_ACCEPT="application/json")
+    assert response.json() == {"id": result.pk, "pass": True, "score": 1.0}
+
+
+def test_the_eval_page_links_to_its_traces(logged_in_client, eval_with_results):
+    html = logged_in_client.get(detail_url(eval_with_results)).content.decode()
+    traces = f"{reverse('tracing:list')}?eval={quote(eval_with_results.id)}"
+    assert f'href="{traces}">Traces</a>' in html
+    listing = logged_in_client.get(reverse("tracing:list"), {"eval": eval_with_results.id})
+    assert listing.status_code == HTTPStatus.OK
+
+
+def test_the_result_page_makes_a_constant_number_of_queries(
+    logged_in_client, eval_with_results, django_assert_max_num_queries
+):
+    result = EvalResult.objects.get(eval_id=eval_with_results.id, test_idx=3, prompt_idx=1)
+    url = reverse("evals:result", kwargs={"eval_id": eval_with_results.id, "result_id": result.pk})
+    for params in ({}, {"partial": "1"}):
+        with django_assert_max_num_queries(5):
+            assert logged_in_client.get(url, params).status_code == HTTPStatus.OK
+
+
+def test_image_outputs_show_a_thumbnail_not_the_blob_uri(logged_in_client):
+    import base64
+
+    eval_ = services.create_eval(config={}, prompts=[{"raw": "draw", "label": "p"}])
+    picture = base64.b64encode(b"\x89PNG" + bytes(range(256)) * 8).decode()
+    services.add_results(
+        eval=eval_,
+        results=[
+            {
+                "testIdx": t,
+                "promptIdx": 0,
+                "success": True,
+                "score": 1,
+                "response": {"output": f"Here: ![map](data:image/png;base64,{picture}) done"},
+            }
+            for t in range(2)
+        ],
+    )
+    html = logged_in_client.get(detail_url(eval_)).content.decode()
+    assert "promptfoo://blob/" not in html
+    assert html.count('<div class="thumbs">') == 2
+    assert '<img src="/api/blobs/' in html
+    assert "Here:  done" in html
+
+
+def test_compare_shows_deltas_and_flipped_tests(logged_in_client):
+    before = factories.make_eval(prompts=1, description="before")
+    after = factories.make_eval(prompts=1, description="after")
+    services.add_results(eval=before, results=factories.grid(4, prompts=1))
+    services.add_results(
+        eval=after,
+        results=[factories.result(t, 0, success=t != 2) for t in range(4)],
+    )
+    response = logged_in_client.get(reverse("evals:compare"), {"ids": f"{before.id},{after.id}"})
+    assert response.status_code == HTTPStatus.OK
+    assert [row["test_idx"] for row in response.context["flip_rows"]] == [2]
+    assert response.context["result"]["evals"][1]["pass_rate_delta"] == -25.0
+    assert response.context["prompt_rows"][0]["cells"][1]["delta"] == -25.0
+    assert "now failing" in response.content.decode()
+
+
+def test_compare_explains_what_it_needs(logged_in_client, eval_with_results):
+    response = logged_in_client.get(reverse("evals:compare"), {"ids": eval_with_results.id})
+    assert "at least two" in response.content.decode()
