@@ -407,6 +407,23 @@ def test_the_eval_page_links_to_its_traces(logged_in_client, eval_with_results):
     assert listing.status_code == HTTPStatus.OK
 
 
+def test_a_trace_links_to_its_result_page(logged_in_client, eval_with_results):
+    from tests.tracing.factories import export_of, otlp_span
+    from tracing.services import ingest_request
+
+    result = EvalResult.objects.get(eval_id=eval_with_results.id, test_idx=3, prompt_idx=1)
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    attributes = {"evaluation.id": eval_with_results.id, "test.index": 3, "prompt.index": 1}
+    ingest_request(request=export_of(otlp_span(trace_id, "1" * 16, "t", attributes=attributes)))
+
+    html = logged_in_client.get(reverse("tracing:detail", args=[trace_id])).content.decode()
+
+    result_url = reverse("evals:result", args=[eval_with_results.id, result.pk])
+    assert f'<a href="{result_url}">test #3, prompt #1</a>' in html
+    assert "?test=" not in html
+    assert logged_in_client.get(result_url).status_code == HTTPStatus.OK
+
+
 def test_the_result_page_makes_a_constant_number_of_queries(
     logged_in_client, eval_with_results, django_assert_max_num_queries
 ):
