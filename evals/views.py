@@ -89,15 +89,17 @@ def eval_list(request: HttpRequest) -> HttpResponse:
             "window": _page_window(offset, LIST_PAGE_SIZE, listing["count"]),
             "query": request.GET,
             "prev_query": _with(request.GET, offset=None),
+            # Only the unfiltered first page announces evals that arrive after it loaded.
+            "watch_new": not any(params.values()) and offset == 0 and not error,
         },
     )
 
 
 def with_pass_rates(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Add `pass_rate` (percent, one decimal) to eval summaries, for bars and labels."""
+    """Add `pass_rate` (percent, one decimal; None without results) to eval summaries."""
     for item in items:
         total = item["result_count"]
-        item["pass_rate"] = round(100 * item["pass_count"] / total, 1) if total else 0.0
+        item["pass_rate"] = round(100 * item["pass_count"] / total, 1) if total else None
     return items
 
 
@@ -482,17 +484,19 @@ def _comparison(ids: list[str]) -> dict[str, Any]:
 
 # --- home page chart ---------------------------------------------------------------------
 
-CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 640, 200, 28
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 640, 220, 32
 CHART_SERIES = 6
+CHART_TICKS = 5
 SERIES_COLOURS = ("#5b3cc4", "#16a34a", "#d97706", "#dc2626", "#0891b2", "#db2777")
 
 
 def pass_rate_chart(items: list[dict[str, Any]], *, by: str = "") -> dict[str, Any]:
     """Pass rate over time, one line per tag value (`by` names the tag) or description.
 
-    Drawn as SVG coordinates on the server: no chart library, nothing to build.
+    Drawn as SVG coordinates on the server: no chart library, nothing to build. Each dot
+    is an eval (its tooltip and link); the x axis gets a few evenly spaced dates.
     """
-    series: dict[str, list[tuple[Any, float]]] = {}
+    series: dict[str, list[dict[str, Any]]] = {}
     for item in items:
         if not item["result_count"]:
             continue
@@ -500,31 +504,44 @@ def pass_rate_chart(items: list[dict[str, Any]], *, by: str = "") -> dict[str, A
         if key is None:
             continue
         rate = item["pass_count"] / item["result_count"]
-        series.setdefault(key or "(empty)", []).append((item["created_at"], rate))
+        series.setdefault(key or "(empty)", []).append({**item, "rate": rate})
     busiest = sorted(series.items(), key=lambda kv: -len(kv[1]))[:CHART_SERIES]
-    points = [when for _, values in busiest for when, _ in values]
+    points = [e["created_at"] for _, evals in busiest for e in evals]
     if not points:
         return {"lines": [], "width": CHART_WIDTH, "height": CHART_HEIGHT}
     start, end = min(points), max(points)
-    span = (end - start).total_seconds() or 1.0
+    span = (end - start).total_seconds()
     inner_w, inner_h = CHART_WIDTH - 2 * CHART_PAD, CHART_HEIGHT - 2 * CHART_PAD
 
-    def xy(when, rate: float) -> tuple[float, float]:
-        x = CHART_PAD + inner_w * ((when - start).total_seconds() / span if span else 0.5)
-        return round(x, 1), round(CHART_PAD + inner_h * (1 - rate), 1)
+    def x_of(when) -> float:
+        return round(
+            CHART_PAD + inner_w * ((when - start).total_seconds() / span if span else 0.5), 1
+        )
 
     lines = []
-    for index, (name, values) in enumerate(busiest):
-        coords = [xy(when, rate) for when, rate in sorted(values, key=lambda v: v[0])]
+    for index, (name, evals) in enumerate(busiest):
+        evals.sort(key=lambda e: e["created_at"])
+        dots = [
+            {
+                "x": x_of(e["created_at"]),
+                "y": round(CHART_PAD + inner_h * (1 - e["rate"]), 1),
+                "eval_id": e["id"],
+                "title": f"{e['description'] or e['id']} · {round(100 * e['rate'], 1)}% "
+                f"({e['pass_count']}/{e['result_count']}) · {e['created_at']:%Y-%m-%d %H:%M}",
+            }
+            for e in evals
+        ]
         lines.append(
             {
                 "name": name,
                 "colour": SERIES_COLOURS[index % len(SERIES_COLOURS)],
-                "points": " ".join(f"{x},{y}" for x, y in coords),
-                "dots": [{"x": x, "y": y} for x, y in coords],
-                "last": round(100 * sorted(values, key=lambda v: v[0])[-1][1], 1),
+                "points": " ".join(f"{d['x']},{d['y']}" for d in dots),
+                "dots": dots,
+                "last": round(100 * evals[-1]["rate"], 1),
             }
         )
+    moments = [start + (end - start) * i / (CHART_TICKS - 1) for i in range(CHART_TICKS)]
+    ticks = [{"x": x_of(when), "when": when} for when in (moments if span else [start])]
     return {
         "lines": lines,
         "width": CHART_WIDTH,
@@ -533,6 +550,9 @@ def pass_rate_chart(items: list[dict[str, Any]], *, by: str = "") -> dict[str, A
         "right": CHART_WIDTH - CHART_PAD,
         "bottom": CHART_HEIGHT - CHART_PAD,
         "mid": CHART_PAD + inner_h / 2,
+        "ticks": ticks,
+        # Dates alone when the range spans days; times too within one day.
+        "tick_format": "M j" if span > 86400 * 2 else "M j H:i",
         "start": start,
         "end": end,
     }

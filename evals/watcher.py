@@ -99,6 +99,8 @@ def eval_snapshot(eval_ids: list[str]) -> dict[str, dict[str, Any]]:
             "fail_count": row.get("failures") or 0,
             "error_count": row.get("errors") or 0,
             "last_written_at": eval_.last_written_at.isoformat() if eval_.last_written_at else None,
+            # The list page calls an eval "new" only if it is newer than its top row.
+            "created_at": eval_.created_at.isoformat(),
         }
     return snapshots
 

@@ -125,6 +125,8 @@ def test_an_eval_socket_starts_with_the_current_counts(logged_in_client, running
         assert message["result_count"] == 6
         assert message["pass_count"] == 6
         assert message["status"] == "running"
+        assert message["created_at"] == running_eval.created_at.isoformat()
+        assert message["last_written_at"] == running_eval.last_written_at.isoformat()
         await communicator.disconnect()
 
     run(scenario)

@@ -104,6 +104,14 @@ def test_list_shows_counts_status_and_pass_rate(logged_in_client, eval_with_resu
     assert (item["result_count"], item["pass_count"]) == (60, 50)
 
 
+def test_only_the_unfiltered_first_list_page_announces_new_evals(logged_in_client):
+    factories.make_eval(prompts=1)
+    url = reverse("evals:list")
+    assert "data-watch-new" in logged_in_client.get(url).content.decode()
+    for params in ({"offset": 25}, {"author": "bob"}, {"status": "running"}):
+        assert "data-watch-new" not in logged_in_client.get(url, params).content.decode()
+
+
 def test_list_filters_by_tag_author_status_and_search(logged_in_client, eval_with_results):
     factories.make_eval(prompts=1, description="Other", author="bob")
     get = logged_in_client.get
@@ -146,6 +154,33 @@ def test_the_list_page_makes_a_constant_number_of_queries(
         services.add_results(eval=eval_, results=factories.grid(3, prompts=2))
     with django_assert_max_num_queries(8):
         logged_in_client.get(reverse("evals:list"))
+
+
+def test_home_makes_a_constant_number_of_queries(logged_in_client, django_assert_max_num_queries):
+    for index in range(12):
+        eval_ = factories.make_eval(prompts=2, description=f"e{index}", tags={"n": str(index)})
+        services.add_results(eval=eval_, results=factories.grid(3, prompts=2))
+    with django_assert_max_num_queries(6):
+        assert logged_in_client.get("/").status_code == HTTPStatus.OK
+
+
+def test_home_has_a_table_header_and_chart_dots_that_name_and_link_their_eval(
+    logged_in_client, eval_with_results
+):
+    html = logged_in_client.get("/").content.decode()
+    assert "<thead><tr><th>Eval</th>" in html
+    assert f'<a href="{reverse("evals:detail", args=[eval_with_results.id])}" class="dot">' in html
+    assert "<title>Capitals · 83.3% (50/60)" in html
+    assert html.count("<h1>") == 1 and "<h1>Alchemy</h1>" not in html
+
+
+def test_an_eval_without_results_looks_empty_not_failed(logged_in_client):
+    empty = factories.make_eval(prompts=2, description="Just started")
+    for url in ("/", reverse("evals:list"), detail_url(empty)):
+        html = logged_in_client.get(url).content.decode()
+        assert "No results yet" in html or "no results yet" in html, url
+        assert "0.0%" not in html and ">0%<" not in html, url
+    assert "0.000" not in logged_in_client.get(detail_url(empty)).content.decode()
 
 
 def test_delete_asks_for_confirmation_then_deletes(
