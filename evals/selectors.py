@@ -459,6 +459,9 @@ def table_page(
 
 # --- comparison ----------------------------------------------------------------------------
 
+# Side by side gets unreadable past this, and each eval is one more pass over its results.
+MAX_COMPARED = 6
+
 
 def _per_test(eval_id: str) -> Iterator[tuple[int, bool, float]]:
     rows = (
@@ -475,23 +478,55 @@ def _per_test(eval_id: str) -> Iterator[tuple[int, bool, float]]:
 def compare_evals(*, eval_ids: list[str], max_listed: int = 500) -> dict[str, Any]:
     """Compare evals by test index against the first: flips pass↔fail and score deltas.
 
-    A test passes when every prompt's result for it passed; its score is the mean.
-    Streams both sides in test order, so memory stays flat in the result count.
+    A test passes when every prompt's result for it passed; its score is the mean. Each
+    eval's results are streamed once, in test order, whatever the number of evals, so
+    memory stays flat in the result count. Totals and per-prompt metrics come from the
+    aggregate rows, in two queries for all the evals.
     """
     eval_ids = list(dict.fromkeys(i for i in eval_ids if i))
     if len(eval_ids) < 2:
         raise Invalid("Give at least two eval ids to compare (ids=a,b).", field="ids")
+    if len(eval_ids) > MAX_COMPARED:
+        raise Invalid(
+            f"Compare at most {MAX_COMPARED} evals at a time ({len(eval_ids)} were given).",
+            field="ids",
+        )
     found = {e.id: e for e in Eval.objects.filter(pk__in=eval_ids)}
     missing = [i for i in eval_ids if i not in found]
     if missing:
         raise NotFound(f"No eval with id {missing[0]!r}.", id=missing[0])
-    base_id = eval_ids[0]
+    return {
+        "base": eval_ids[0],
+        "evals": _compare_summaries(eval_ids, found),
+        "comparisons": _compare_to_base(eval_ids[0], eval_ids[1:], max_listed),
+    }
+
+
+def _compare_summaries(eval_ids: list[str], found: dict[str, Eval]) -> list[dict[str, Any]]:
+    stats: dict[str, dict[int, dict[str, Any]]] = {eval_id: {} for eval_id in eval_ids}
+    for row in EvalPromptStats.objects.filter(eval_id__in=eval_ids).values():
+        stats[row["eval_id"]][row["prompt_idx"]] = row
+    prompts: dict[str, list[dict[str, Any]]] = {eval_id: [] for eval_id in eval_ids}
+    for p in (
+        EvalPrompt.objects.filter(eval_id__in=eval_ids)
+        .order_by("eval_id", "prompt_idx")
+        .values("eval_id", "prompt_idx", "label", "provider", "prompt_text__content_hash")
+    ):
+        prompts[p["eval_id"]].append(
+            {
+                "prompt_idx": p["prompt_idx"],
+                "label": p["label"],
+                "provider": p["provider"],
+                "content_hash": p["prompt_text__content_hash"],
+                "metrics": metrics_from_counts(stats[p["eval_id"]].get(p["prompt_idx"], {})),
+            }
+        )
     summaries = []
     for eval_id in eval_ids:
-        counts = _stored_counts(eval_id)
-        n = sum(c["result_count"] for c in counts.values())
-        passes = sum(c["pass_count"] for c in counts.values())
-        score = sum(c["score_sum"] for c in counts.values())
+        counts = stats[eval_id].values()
+        n = sum(c["result_count"] for c in counts)
+        passes = sum(c["pass_count"] for c in counts)
+        score = sum(c["score_sum"] for c in counts)
         summaries.append(
             {
                 "eval_id": eval_id,
@@ -501,51 +536,95 @@ def compare_evals(*, eval_ids: list[str], max_listed: int = 500) -> dict[str, An
                 "test_count": found[eval_id].test_count,
                 "pass_rate": passes / n if n else 0.0,
                 "score_avg": score / n if n else 0.0,
+                "prompts": prompts[eval_id],
             }
         )
-    comparisons = []
-    for other_id in eval_ids[1:]:
-        comparisons.append(_compare_pair(base_id, other_id, max_listed))
-    return {"base": base_id, "evals": summaries, "comparisons": comparisons}
+    return summaries
 
 
-def _compare_pair(base_id: str, other_id: str, max_listed: int) -> dict[str, Any]:
-    newly_failing: list[dict] = []
-    newly_passing: list[dict] = []
-    counts = {"common": 0, "newly_failing": 0, "newly_passing": 0, "only_base": 0, "only_other": 0}
-    delta_sum = 0.0
-    base, other = _per_test(base_id), _per_test(other_id)
-    a, b = next(base, None), next(other, None)
-    while a is not None or b is not None:
-        if b is None or (a is not None and a[0] < b[0]):
-            counts["only_base"] += 1
-            a = next(base, None)
-            continue
-        if a is None or b[0] < a[0]:
-            counts["only_other"] += 1
-            b = next(other, None)
-            continue
-        counts["common"] += 1
+class _PairTally:
+    """One eval against the base, fed test by test in test order."""
+
+    def __init__(self, base_id: str, other_id: str, max_listed: int) -> None:
+        self.base_id, self.other_id, self.max_listed = base_id, other_id, max_listed
+        self.counts = dict.fromkeys(
+            ("common", "newly_failing", "newly_passing", "only_base", "only_other"), 0
+        )
+        self.newly_failing: list[dict[str, Any]] = []
+        self.newly_passing: list[dict[str, Any]] = []
+        self.delta_sum = 0.0
+
+    def add(self, a: tuple[int, bool, float] | None, b: tuple[int, bool, float] | None) -> None:
+        if a is None or b is None:
+            if a is not None:
+                self.counts["only_base"] += 1
+            elif b is not None:
+                self.counts["only_other"] += 1
+            return
+        self.counts["common"] += 1
         delta = b[2] - a[2]
-        delta_sum += delta
+        self.delta_sum += delta
         entry = {"test_idx": a[0], "before": a[2], "after": b[2], "delta": delta}
         if a[1] and not b[1]:
-            counts["newly_failing"] += 1
-            if len(newly_failing) < max_listed:
-                newly_failing.append(entry)
+            self.counts["newly_failing"] += 1
+            if len(self.newly_failing) < self.max_listed:
+                self.newly_failing.append(entry)
         elif b[1] and not a[1]:
-            counts["newly_passing"] += 1
-            if len(newly_passing) < max_listed:
-                newly_passing.append(entry)
-        a, b = next(base, None), next(other, None)
-    return {
-        "base": base_id,
-        "other": other_id,
-        **counts,
-        "score_delta_avg": delta_sum / counts["common"] if counts["common"] else 0.0,
-        "newly_failing_tests": newly_failing,
-        "newly_passing_tests": newly_passing,
-    }
+            self.counts["newly_passing"] += 1
+            if len(self.newly_passing) < self.max_listed:
+                self.newly_passing.append(entry)
+
+    def result(self) -> dict[str, Any]:
+        common = self.counts["common"]
+        return {
+            "base": self.base_id,
+            "other": self.other_id,
+            **self.counts,
+            "score_delta_avg": self.delta_sum / common if common else 0.0,
+            "newly_failing_tests": self.newly_failing,
+            "newly_passing_tests": self.newly_passing,
+        }
+
+
+def _compare_to_base(base_id: str, other_ids: list[str], max_listed: int) -> list[dict]:
+    """A merge over every eval's per-test stream at once: the base is read once, not once
+    per other eval."""
+    streams = [_per_test(eval_id) for eval_id in (base_id, *other_ids)]
+    heads = [next(stream, None) for stream in streams]
+    tallies = [_PairTally(base_id, other_id, max_listed) for other_id in other_ids]
+    while True:
+        present = [head[0] for head in heads if head is not None]
+        if not present:
+            break
+        test_idx = min(present)
+        here = [head if head is not None and head[0] == test_idx else None for head in heads]
+        for tally, other in zip(tallies, here[1:], strict=True):
+            tally.add(here[0], other)
+        heads = [
+            next(stream, None) if at is not None else head
+            for stream, head, at in zip(streams, heads, here, strict=True)
+        ]
+    return [tally.result() for tally in tallies]
+
+
+def compare_rows(*, eval_ids: list[str], test_idxs: list[int]) -> dict[str, dict[int, Any]]:
+    """The results of the listed tests in each eval, one query per eval (never per test).
+
+    `{eval_id: {test_idx: {"vars": …, "cells": {prompt_idx: output_cell}}}}`.
+    """
+    rows: dict[str, dict[int, Any]] = {}
+    for eval_id in eval_ids:
+        tests: dict[int, Any] = {}
+        test_cases: dict[int, Any] = {}
+        if test_idxs:
+            for row in _result_rows(eval_id, test_idxs, test_cases):
+                entry = tests.setdefault(row["test_idx"], {"cells": {}})
+                entry["cells"][row["prompt_idx"]] = output_cell(row)
+        for test_idx, entry in tests.items():
+            test_case = fastjson_value(test_cases.get(test_idx))
+            entry["vars"] = (test_case.get("vars") if isinstance(test_case, dict) else None) or {}
+        rows[eval_id] = tests
+    return rows
 
 
 # --- eval list ---------------------------------------------------------------------------

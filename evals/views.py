@@ -406,80 +406,186 @@ def rate_result(request: HttpRequest, eval_id: str, result_id: int) -> HttpRespo
 # --- compare ---------------------------------------------------------------------------
 
 
+# Per-prompt metrics compared: (key, label, format, which direction is better).
+COMPARED_METRICS = (
+    ("pass_rate", "Pass rate", "pct", 1),
+    ("score_avg", "Score (avg)", "num", 1),
+    ("latency_avg_ms", "Latency (avg)", "ms", -1),
+    ("cost", "Cost (total)", "usd", -1),
+    ("tokens", "Tokens (total)", "int", -1),
+)
+MAX_FLIP_ROWS = 200
+PICKER_SIZE = 30
+
+
 @require_GET
 def compare(request: HttpRequest) -> HttpResponse:
     ids = [i.strip() for i in request.GET.get("ids", "").split(",") if i.strip()]
-    ids += [i for i in request.GET.getlist("id") if i.strip() and i not in ids]
-    context: dict[str, Any] = {"ids": ids, "result": None, "error": ""}
+    ids += [i.strip() for i in request.GET.getlist("id") if i.strip() and i.strip() not in ids]
+    base = request.GET.get("base", "").strip()
+    if base in ids:
+        ids.insert(0, ids.pop(ids.index(base)))
+    context: dict[str, Any] = {
+        "ids": ids,
+        "result": None,
+        "error": "",
+        "max_compared": selectors.MAX_COMPARED,
+    }
     if len(ids) >= 2:
         try:
-            context.update(_comparison(ids))
+            context.update(_comparison(ids, here=_here(request)))
         except (Invalid, NotFound) as exc:
             context["error"] = exc.message
-    elif ids:
-        context["error"] = "Pick at least two evals to compare."
-    context["choices"] = selectors.eval_list(limit=50)["items"]
+    choices = with_pass_rates(selectors.eval_list(limit=PICKER_SIZE)["items"])
+    listed = {c["id"] for c in choices}
+    # Ids picked that the picker does not list (older evals) stay in the text field.
+    context.update(choices=choices, typed_ids=",".join(i for i in ids if i not in listed))
     return render(request, "evals/compare.html", context)
 
 
-def _comparison(ids: list[str]) -> dict[str, Any]:
-    result = selectors.compare_evals(eval_ids=ids, max_listed=200)
-    base = result["evals"][0]
-    for summary in result["evals"]:
+def _comparison(ids: list[str], *, here: str) -> dict[str, Any]:
+    result = selectors.compare_evals(eval_ids=ids, max_listed=MAX_FLIP_ROWS)
+    evals = result["evals"]
+    base = evals[0]
+    for summary in evals:
         summary["pass_rate_pct"] = round(100 * summary["pass_rate"], 1)
         summary["pass_rate_delta"] = round(100 * (summary["pass_rate"] - base["pass_rate"]), 1)
         summary["score_delta"] = summary["score_avg"] - base["score_avg"]
-    # Per-prompt stats come from each eval's aggregate rows (a constant number of queries).
-    stats = {i: selectors.eval_stats(eval=selectors.get_eval(i))["prompts"] for i in ids}
-    width = max(len(p) for p in stats.values())
-    prompt_rows = []
-    for idx in range(width):
-        base_m = stats[ids[0]][idx]["metrics"] if idx < len(stats[ids[0]]) else None
-        cells = []
-        for eval_id in ids:
-            heads = stats[eval_id]
-            if idx >= len(heads):
-                cells.append(None)
-                continue
-            m = heads[idx]["metrics"]
-            cells.append(
-                {
-                    "label": heads[idx]["label"],
-                    "pass_rate": round(100 * m["pass_rate"], 1),
-                    "score": m["score_avg"],
-                    "latency": m["latency_avg_ms"],
-                    "cost": m["cost"],
-                    "delta": None
-                    if base_m is None or eval_id == ids[0]
-                    else round(100 * (m["pass_rate"] - base_m["pass_rate"]), 1),
-                }
-            )
-        prompt_rows.append({"prompt_idx": idx, "cells": cells})
-    # Side by side by test: every flipped test, with each eval's verdict on it.
-    flips: dict[int, dict[str, Any]] = {}
-    for position, pair in enumerate(result["comparisons"], start=1):
-        for kind in ("newly_failing_tests", "newly_passing_tests"):
-            for entry in pair[kind]:
-                row = flips.setdefault(
-                    entry["test_idx"],
-                    {"test_idx": entry["test_idx"], "base": entry["before"], "cells": {}},
-                )
-                row["cells"][position] = {
-                    "score": entry["after"],
-                    "kind": "fail" if kind == "newly_failing_tests" else "pass",
-                }
-    flip_rows = [
-        {**row, "cells": [row["cells"].get(p) for p in range(1, len(ids))]}
-        for _, row in sorted(flips.items())
-    ]
     return {
         "result": result,
-        "prompt_rows": prompt_rows,
-        "flip_rows": flip_rows,
-        "others": result["evals"][1:],
-        "links": {i: reverse("evals:detail", kwargs={"eval_id": i}) for i in ids},
+        "prompt_tables": _prompt_tables(evals),
+        **_flip_rows(ids, result["comparisons"], here),
+        "others": evals[1:],
         "compare_query": urlencode({"ids": ",".join(ids)}),
     }
+
+
+def _metric_value(metrics: dict[str, Any], key: str) -> float:
+    if key == "pass_rate":
+        return 100 * metrics["pass_rate"]
+    if key == "tokens":
+        return metrics["tokens"]["total"]
+    return metrics[key]
+
+
+def _formatted(kind: str, value: float, *, delta: bool = False) -> str:
+    sign = "+" if delta else ""
+    if kind == "pct":
+        return f"{value:{sign}.1f} pts" if delta else f"{value:.1f}%"
+    if kind == "ms":
+        return f"{value:{sign},.0f} ms"
+    if kind == "usd":
+        return f"{'+' if delta and value > 0 else ''}{'-' if value < 0 else ''}${abs(value):,.4f}"
+    if kind == "int":
+        return f"{value:{sign},.0f}"
+    return f"{value:{sign}.3f}"
+
+
+def _prompt_tables(evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One table per prompt position: a row per metric (named scores too), a column per
+    eval, each value with its difference from the base eval's same prompt."""
+    width = max(len(e["prompts"]) for e in evals)
+    tables = []
+    for idx in range(width):
+        heads = [e["prompts"][idx] if idx < len(e["prompts"]) else None for e in evals]
+        base = heads[0]
+        named = sorted({k for h in heads if h for k in h["metrics"]["named_scores"]})
+        specs = [*COMPARED_METRICS, *((name, name, "num", 1) for name in named)]
+        rows = []
+        for key, label, kind, better in specs:
+            cells = []
+            for position, head in enumerate(heads):
+                if head is None or (key in named and key not in head["metrics"]["named_scores"]):
+                    cells.append(None)
+                    continue
+                metrics = head["metrics"]
+                value = (
+                    metrics["named_scores"][key] if key in named else _metric_value(metrics, key)
+                )
+                cell = {"text": _formatted(kind, value) if metrics["result_count"] else "—"}
+                base_has = base is not None and (
+                    key not in named or key in base["metrics"]["named_scores"]
+                )
+                if (
+                    position
+                    and base_has
+                    and metrics["result_count"]
+                    and base["metrics"]["result_count"]
+                ):
+                    base_value = (
+                        base["metrics"]["named_scores"][key]
+                        if key in named
+                        else _metric_value(base["metrics"], key)
+                    )
+                    diff = value - base_value
+                    cell["delta"] = _formatted(kind, diff, delta=True)
+                    cell["trend"] = (
+                        "" if abs(diff) < 1e-9 else ("up" if diff * better > 0 else "down")
+                    )
+                cells.append(cell)
+            rows.append({"label": label, "named": key in named, "cells": cells})
+        tables.append(
+            {
+                "prompt_idx": idx,
+                "heads": [
+                    None
+                    if head is None
+                    else {
+                        **head,
+                        "same_text": base is not None
+                        and head["content_hash"] == base["content_hash"],
+                    }
+                    for head in heads
+                ],
+                "rows": rows,
+            }
+        )
+    return tables
+
+
+def _flip_rows(ids: list[str], pairs: list[dict[str, Any]], here: str) -> dict[str, Any]:
+    """Every test that flipped between pass and fail in some eval, with its vars and each
+    eval's outputs; the rows of the listed tests come in one query per eval."""
+    kinds: dict[int, dict[int, str]] = {}
+    for position, pair in enumerate(pairs, start=1):
+        for kind, entries in (
+            ("fail", pair["newly_failing_tests"]),
+            ("pass", pair["newly_passing_tests"]),
+        ):
+            for entry in entries:
+                kinds.setdefault(entry["test_idx"], {})[position] = kind
+    listed = sorted(kinds)[:MAX_FLIP_ROWS]
+    fetched = selectors.compare_rows(eval_ids=ids, test_idxs=listed)
+    back = urlencode({"back": here})
+    rows = []
+    for test_idx in listed:
+        columns = []
+        test_vars: dict[str, Any] = {}
+        for position, eval_id in enumerate(ids):
+            test = fetched[eval_id].get(test_idx)
+            if test is None:
+                columns.append(None)
+                continue
+            test_vars = test_vars or test["vars"]
+            cells = [
+                {
+                    **cell,
+                    "href": reverse(
+                        "evals:result", kwargs={"eval_id": eval_id, "result_id": cell["id"]}
+                    )
+                    + f"?{back}",
+                }
+                for _, cell in sorted(test["cells"].items())
+            ]
+            columns.append(
+                {
+                    "kind": kinds[test_idx].get(position, ""),
+                    "passed": all(c["success"] for c in cells),
+                    "cells": cells,
+                }
+            )
+        rows.append({"test_idx": test_idx, "vars": test_vars, "columns": columns})
+    return {"flip_rows": rows, "flips_total": len(kinds), "flips_listed": len(listed)}
 
 
 # --- home page chart ---------------------------------------------------------------------

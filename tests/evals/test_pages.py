@@ -494,6 +494,17 @@ def test_image_outputs_show_a_thumbnail_not_the_blob_uri(logged_in_client):
     assert "Here:  done" in html
 
 
+# --- compare -------------------------------------------------------------------------------
+
+
+def compare_url(*evals, **params) -> str:
+    from urllib.parse import urlencode
+
+    return (
+        f"{reverse('evals:compare')}?{urlencode({'ids': ','.join(e.id for e in evals), **params})}"
+    )
+
+
 def test_compare_shows_deltas_and_flipped_tests(logged_in_client):
     before = factories.make_eval(prompts=1, description="before")
     after = factories.make_eval(prompts=1, description="after")
@@ -502,14 +513,143 @@ def test_compare_shows_deltas_and_flipped_tests(logged_in_client):
         eval=after,
         results=[factories.result(t, 0, success=t != 2) for t in range(4)],
     )
-    response = logged_in_client.get(reverse("evals:compare"), {"ids": f"{before.id},{after.id}"})
+    response = logged_in_client.get(compare_url(before, after))
     assert response.status_code == HTTPStatus.OK
     assert [row["test_idx"] for row in response.context["flip_rows"]] == [2]
     assert response.context["result"]["evals"][1]["pass_rate_delta"] == -25.0
-    assert response.context["prompt_rows"][0]["cells"][1]["delta"] == -25.0
+    pass_rate = response.context["prompt_tables"][0]["rows"][0]
+    assert pass_rate["label"] == "Pass rate"
+    assert pass_rate["cells"][1] == {"text": "75.0%", "delta": "-25.0 pts", "trend": "down"}
     assert "now failing" in response.content.decode()
 
 
-def test_compare_explains_what_it_needs(logged_in_client, eval_with_results):
-    response = logged_in_client.get(reverse("evals:compare"), {"ids": eval_with_results.id})
-    assert "at least two" in response.content.decode()
+def test_compare_gives_per_prompt_deltas_for_every_metric_and_named_score(logged_in_client):
+    before = factories.make_eval(prompts=2, description="before")
+    after = factories.make_eval(prompts=2, description="after")
+    services.add_results(
+        eval=before,
+        results=factories.grid(
+            4, latency_ms=100, cost=0.01, named_scores={"accuracy": 0.5}, tokens={"total": 10}
+        ),
+    )
+    services.add_results(
+        eval=after,
+        results=factories.grid(
+            4, latency_ms=80, cost=0.02, named_scores={"accuracy": 0.75}, tokens={"total": 12}
+        ),
+    )
+    tables = logged_in_client.get(compare_url(before, after)).context["prompt_tables"]
+    assert len(tables) == 2
+    rows = {row["label"]: row["cells"][1] for row in tables[1]["rows"]}
+    assert rows["Latency (avg)"] == {"text": "80 ms", "delta": "-20 ms", "trend": "up"}
+    assert rows["Cost (total)"] == {"text": "$0.0800", "delta": "+$0.0400", "trend": "down"}
+    assert rows["Tokens (total)"] == {"text": "48", "delta": "+8", "trend": "down"}
+    assert rows["Score (avg)"] == {"text": "1.000", "delta": "+0.000", "trend": ""}
+    assert rows["accuracy"] == {"text": "0.750", "delta": "+0.250", "trend": "up"}
+    assert all(head["same_text"] for head in tables[0]["heads"])
+
+
+def test_compare_says_how_prompts_are_matched_and_marks_a_different_text(logged_in_client):
+    before = factories.make_eval(prompts=1)
+    after = services.create_eval(config={}, prompts=[factories.prompt("Something else")])
+    services.add_results(eval=before, results=factories.grid(2, prompts=1))
+    services.add_results(eval=after, results=factories.grid(2, prompts=1))
+    response = logged_in_client.get(compare_url(before, after))
+    html = response.content.decode()
+    assert "Prompts are matched by position" in html
+    assert "different text" in html
+    assert response.context["prompt_tables"][0]["heads"][1]["same_text"] is False
+
+
+def test_flipped_tests_show_vars_outputs_and_links_to_each_result(logged_in_client):
+    before = factories.make_eval(prompts=1, description="before")
+    after = factories.make_eval(prompts=1, description="after")
+    services.add_results(eval=before, results=factories.grid(3, prompts=1, output="Paris"))
+    services.add_results(
+        eval=after,
+        results=[factories.result(t, 0, success=t != 1, output=f"out-{t}") for t in range(3)],
+    )
+    response = logged_in_client.get(compare_url(before, after))
+    (row,) = response.context["flip_rows"]
+    assert row["vars"] == {"word": "w1"}
+    base, other = row["columns"]
+    assert (base["kind"], other["kind"]) == ("", "fail")
+    assert [c["text"] for c in base["cells"]] == ["Paris"]
+    assert [c["text"] for c in other["cells"]] == ["out-1"]
+    before_id = EvalResult.objects.get(eval=before, test_idx=1).pk
+    after_id = EvalResult.objects.get(eval=after, test_idx=1).pk
+    html = response.content.decode()
+    assert reverse("evals:result", args=[before.id, before_id]) + "?back=" in html
+    assert reverse("evals:result", args=[after.id, after_id]) + "?back=" in html
+    assert "w1" in html and "out-1" in html
+
+
+def test_compare_queries_do_not_grow_with_the_flipped_rows(
+    logged_in_client, django_assert_max_num_queries
+):
+    def flipping(tests: int):
+        before = factories.make_eval(prompts=2)
+        after = factories.make_eval(prompts=2)
+        services.add_results(eval=before, results=factories.grid(tests, prompts=2))
+        services.add_results(eval=after, results=factories.grid(tests, prompts=2, success=False))
+        return before, after
+
+    few, many = flipping(2), flipping(60)
+    for pair in (few, many):
+        with django_assert_max_num_queries(13):
+            response = logged_in_client.get(compare_url(*pair))
+        assert response.context["result"]["comparisons"][0]["newly_failing"] in (2, 60)
+    assert len(response.context["flip_rows"]) == 60
+
+
+def test_compare_batches_the_stats_of_every_eval(logged_in_client):
+    evals = [factories.make_eval(prompts=2) for _ in range(3)]
+    for position, eval_ in enumerate(evals):
+        results = factories.grid(3, prompts=2, success=position == 0)
+        services.add_results(eval=eval_, results=results)
+    two = len(_queries(logged_in_client, compare_url(*evals[:2])))
+    three = len(_queries(logged_in_client, compare_url(*evals)))
+    # One more eval costs its one pass over results and its one fetch of flipped rows.
+    assert three - two == 2
+
+
+def _queries(client, url):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == HTTPStatus.OK
+    return captured.captured_queries
+
+
+def test_compare_refuses_more_than_six_evals_with_a_clear_message(logged_in_client):
+    evals = [factories.make_eval(prompts=1) for _ in range(7)]
+    response = logged_in_client.get(compare_url(*evals))
+    assert response.status_code == HTTPStatus.OK
+    assert "Compare at most 6 evals at a time (7 were given)." in response.content.decode()
+    assert response.context["result"] is None
+
+
+def test_a_first_visit_to_compare_shows_a_picker_not_an_error(logged_in_client, eval_with_results):
+    other = factories.make_eval(prompts=1, description="Other")
+    response = logged_in_client.get(reverse("evals:compare"))
+    html = response.content.decode()
+    assert 'class="error"' not in html
+    assert f'<input type="checkbox" name="id" value="{eval_with_results.id}"' in html
+    assert f'<input type="radio" name="base" value="{other.id}"' in html
+
+    one = logged_in_client.get(reverse("evals:compare"), {"ids": eval_with_results.id})
+    assert 'class="error"' not in one.content.decode()
+    assert "at least two" in one.content.decode()
+    assert (
+        f'value="{eval_with_results.id}" aria-label="Compare {eval_with_results.id}" checked'
+        in (one.content.decode())
+    )
+
+
+def test_the_picker_compares_the_ticked_evals_against_the_marked_base(logged_in_client):
+    a, b, c = (factories.make_eval(prompts=1, description=d) for d in "abc")
+    response = logged_in_client.get(
+        reverse("evals:compare"), {"id": [a.id, b.id, c.id], "base": c.id}
+    )
+    assert [e["eval_id"] for e in response.context["result"]["evals"]] == [c.id, a.id, b.id]

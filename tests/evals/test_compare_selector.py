@@ -1,0 +1,79 @@
+"""selectors.compare_evals and compare_rows: many evals in one pass, capped, batched."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+from django.urls import reverse
+
+from alchemy_site.errors import Invalid
+from evals import selectors, services
+from tests.evals import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def eval_of(outcomes: dict[int, bool]):
+    eval_ = factories.make_eval(prompts=1)
+    services.add_results(
+        eval=eval_, results=[factories.result(t, 0, success=ok) for t, ok in outcomes.items()]
+    )
+    return eval_
+
+
+def test_every_eval_is_compared_with_the_base_as_if_pair_by_pair():
+    base = eval_of({0: True, 1: True, 2: False, 3: True})
+    first = eval_of({0: False, 1: True, 2: True, 5: True})
+    second = eval_of({1: False, 2: False, 3: True, 4: True})
+
+    together = selectors.compare_evals(eval_ids=[base.id, first.id, second.id])["comparisons"]
+    alone = [
+        selectors.compare_evals(eval_ids=[base.id, other.id])["comparisons"][0]
+        for other in (first, second)
+    ]
+
+    assert together == alone
+    one, two = together
+    assert (one["common"], one["only_base"], one["only_other"]) == (3, 1, 1)
+    assert [t["test_idx"] for t in one["newly_failing_tests"]] == [0]
+    assert [t["test_idx"] for t in one["newly_passing_tests"]] == [2]
+    assert (two["common"], two["only_base"], two["only_other"]) == (3, 1, 1)
+    assert [t["test_idx"] for t in two["newly_failing_tests"]] == [1]
+
+
+def test_each_eval_is_read_once_whatever_the_number_compared(django_assert_num_queries):
+    evals = [eval_of({t: t % (k + 2) != 0 for t in range(20)}) for k in range(4)]
+    # Evals, aggregate rows, prompts: one query each; then one pass per eval.
+    with django_assert_num_queries(3 + 4):
+        result = selectors.compare_evals(eval_ids=[e.id for e in evals])
+    assert [s["result_count"] for s in result["evals"]] == [20] * 4
+    assert [len(s["prompts"]) for s in result["evals"]] == [1] * 4
+
+
+def test_more_than_six_evals_are_refused():
+    with pytest.raises(Invalid, match="at most 6"):
+        selectors.compare_evals(eval_ids=[f"eval-{n}" for n in range(7)])
+
+
+def test_the_api_answers_422_past_the_cap(api_client):
+    response = api_client.get(
+        reverse("api:compare_evals"), {"ids": ",".join(f"e{n}" for n in range(7))}
+    )
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+def test_compare_rows_fetches_the_listed_tests_in_one_query_per_eval(django_assert_num_queries):
+    a = factories.make_eval(prompts=2)
+    b = factories.make_eval(prompts=2)
+    services.add_results(eval=a, results=factories.grid(50, prompts=2))
+    services.add_results(eval=b, results=factories.grid(40, prompts=2, output="no"))
+
+    with django_assert_num_queries(2):
+        rows = selectors.compare_rows(eval_ids=[a.id, b.id], test_idxs=[1, 7, 45])
+
+    assert sorted(rows[a.id]) == [1, 7, 45] and sorted(rows[b.id]) == [1, 7]
+    assert rows[a.id][7]["vars"] == {"word": "w7"}
+    assert [c["text"] for c in rows[b.id][7]["cells"].values()] == ["no", "no"]
+    with django_assert_num_queries(0):
+        assert selectors.compare_rows(eval_ids=[a.id], test_idxs=[]) == {a.id: {}}
