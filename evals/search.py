@@ -1,8 +1,11 @@
 """Free-text search over results: response output, vars, grading reason, metadata, error.
 
-SQLite: an FTS5 external-content table (trigram tokenizer, so any substring of three or
-more characters matches, case-insensitively) over the view `evals_result_search`; the
-write path keeps it in step (`index_results` / `unindex_results` / `unindex_eval`).
+SQLite: an FTS5 external-content table (trigram tokenizer, `detail=none`) over the view
+`evals_result_search`; the write path keeps it in step (`index_results_after` /
+`unindex_results` / `unindex_eval`). The index keeps no positions, so a needle of three
+or more characters finds the rows holding all of its trigrams and each of those is then
+checked for the needle itself (`alchemy_icontains`, registered by alchemy_site.sqlite):
+an exact, case-insensitive substring match, as a phrase query on positions would give.
 PostgreSQL: a pg_trgm GIN index on the same text expression, maintained by PostgreSQL.
 Both are created by migration 0003. The user's text is always a bound parameter.
 """
@@ -135,6 +138,23 @@ def eval_q(eval_id: str, text: str) -> Q:
     return Q(RawSQL(f'+"{TABLE}"."eval_id" = %s', [eval_id], output_field=BooleanField()))
 
 
+# Enough trigrams to make the candidates few; each more is one more posting list to merge.
+MAX_TRIGRAMS = 16
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 query for the rows whose text holds every trigram of `text` (≥ 3 chars).
+
+    Past MAX_TRIGRAMS, evenly spaced ones (the first and the last included) stand for the
+    rest; the candidates are checked against the whole needle anyway.
+    """
+    grams = list(dict.fromkeys(text[i : i + 3] for i in range(len(text) - 2)))
+    if len(grams) > MAX_TRIGRAMS:
+        step = (len(grams) - 1) / (MAX_TRIGRAMS - 1)
+        grams = [grams[round(n * step)] for n in range(MAX_TRIGRAMS)]
+    return " AND ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
+
+
 def search_q(text: str) -> Q:
     """A condition on EvalResult matching rows whose searchable text contains `text`."""
     text = text.strip()
@@ -142,9 +162,19 @@ def search_q(text: str) -> Q:
         return Q()
     if _sqlite():
         if uses_fts(text):
-            phrase = '"' + text.replace('"', '""') + '"'
-            return Q(
-                id__in=RawSQL(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s", [phrase])
+            candidates = Q(
+                id__in=RawSQL(
+                    f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s", [fts_query(text)]
+                )
+            )
+            if len(text) == 3:  # one trigram: every candidate holds the needle
+                return candidates
+            return candidates & Q(
+                RawSQL(
+                    f"alchemy_icontains({body_sql('sqlite')}, %s)",
+                    [text],
+                    output_field=BooleanField(),
+                )
             )
         # Trigrams need three characters; shorter needles scan (within one eval).
         return Q(

@@ -221,3 +221,17 @@ def test_metric_keys_with_quotes_and_percent_signs_filter_and_sum(key):
     page = table_page(eval=e, filters=flt)
     assert [row["test_idx"] for row in page["body"]] == [2, 3]
     assert page["filtered_metrics"][0]["named_scores"] == {key: 0.625, "other": 9.0}
+
+
+def test_search_matches_the_needle_not_just_its_trigrams():
+    e = make_eval(prompts=1)
+    outputs = ["abcd xbcde", "abcde", "Déjà VU ÉCOLE", 'tick "quoted" tock', "z" * 40 + "end"]
+    services.add_results(eval=e, results=[result(t, output=o) for t, o in enumerate(outputs)])
+    # "abcde"'s trigrams abc, bcd, cde are all in test 0, but never in a row.
+    assert matching_tests(e, search="abcde") == [1]
+    assert matching_tests(e, search="bcd") == [0, 1]
+    assert matching_tests(e, search="école") == [2]
+    assert matching_tests(e, search='"quoted" to') == [3]
+    # More trigrams than the index is asked about: the check still wants the whole needle.
+    assert matching_tests(e, search="z" * 30 + "end") == [4]
+    assert matching_tests(e, search="z" * 30 + "enx") == []

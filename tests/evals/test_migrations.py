@@ -61,3 +61,35 @@ def test_the_fact_columns_migration_reverses():
         indexes = connection.introspection.get_constraints(cursor, "evals_evalresult")
     assert not columns & set(FACT_COLUMNS)
     assert "result_eval_success_cover" not in indexes and "result_eval_success_test" in indexes
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="FTS5 is the SQLite search index")
+def test_the_search_index_is_rebuilt_without_positions_and_finds_older_rows():
+    from evals import search
+    from evals.models import EvalResult
+
+    old = migrate([("evals", "0006_result_facts")])
+    evaluation = old.get_model("evals", "Eval").objects.create(
+        id="eval-fts-2025-01-01T00:00:00", created_at=timezone.now()
+    )
+    old.get_model("evals", "EvalResult").objects.create(
+        eval=evaluation, prompt_idx=0, test_idx=0, response={"output": "an old zebracorn"}
+    )
+    with connection.cursor() as cursor:  # 0006 indexed nothing itself: the writer did
+        cursor.execute("INSERT INTO evals_result_fts(evals_result_fts) VALUES ('rebuild')")
+
+    migrate(leaves())
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'evals_result_fts'")
+        assert "detail=none" in cursor.fetchone()[0]
+    found = EvalResult.objects.filter(search.search_q("old zebracorn"))
+    assert list(found.values_list("test_idx", flat=True)) == [0]
+    migrate([("evals", "0006_result_facts")])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'evals_result_fts'")
+        assert "detail=full" in cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT count(*) FROM evals_result_fts WHERE evals_result_fts MATCH 'zebracorn'"
+        )
+        assert cursor.fetchone() == (1,)
