@@ -343,6 +343,15 @@ def _find_sites(
 MEDIA_MARKERS = ("base64,", BLOB_URI_PREFIX, '"data"')
 
 
+def holds_media_marker(text: str) -> bool:
+    """False when `text` (a string, or a value's JSON text) can hold no media or blob URI.
+
+    The evals write path asks this of the JSON it encodes for the INSERT anyway, so a
+    batch without media (nearly all) is never encoded or walked a second time.
+    """
+    return any(marker in text for marker in MEDIA_MARKERS)
+
+
 def _may_hold_media(result: dict, fields: Sequence[str], *, min_chars: int | None) -> bool:
     """False when no scanned field can hold media: one C-speed dump instead of a walk.
 
@@ -356,7 +365,7 @@ def _may_hold_media(result: dict, fields: Sequence[str], *, min_chars: int | Non
         if value is None:
             continue
         text = value if isinstance(value, str) else fastjson.dumps(value)
-        if any(marker in text for marker in MEDIA_MARKERS):
+        if holds_media_marker(text):
             return True
         if min_chars is not None and len(text) >= min_chars and _names_media(text):
             return True

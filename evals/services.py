@@ -518,7 +518,10 @@ def _blob_hooks():
         from blobs import services as blob_services
     except ImportError:
         return None
-    needed = ("externalize_results", "save_references", "delete_references_for_eval")
+    needed = (
+        "externalize_results", "holds_media_marker", "save_references",
+        "delete_references_for_eval",
+    )  # fmt: skip
     if not all(hasattr(blob_services, name) for name in needed):
         return None
     return blob_services
@@ -544,16 +547,10 @@ def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noq
     rows = [normalize_result(result, index) for index, result in enumerate(results)]
     if not rows:
         return AddResultsOutcome(stored=0, skipped=0)
-
+    dump = _json_adapter()
+    encoded = [_encoded(row, dump) for row in rows]
     blobs = _blob_hooks()
-    refs = blobs.externalize_results(eval_id=eval.id, results=results) if blobs else []
-    if refs:
-        # Externalizing rewrote the dicts in place; take the references, not the bytes.
-        for row, result in zip(rows, results, strict=True):
-            row["response"] = result.get("response")
-            row["grading_result"] = result.get("gradingResult")
-            row["metadata"] = result.get("metadata") or {}
-            row["test_case"] = result.get("testCase") or row["test_case"]
+    refs = _externalize_media(eval.id, blobs, results, rows, encoded, dump) if blobs else []
 
     with transaction.atomic():
         fresh = Eval.objects.select_for_update().filter(pk=eval.pk).values("status", "vars").first()
@@ -569,10 +566,10 @@ def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noq
         )
         known_tests = {test_idx for test_idx, _ in seen}
         new_tests: set[int] = set()
-        fresh_rows: list[dict[str, Any]] = []
+        fresh_rows: list[tuple[dict[str, Any], list[Any]]] = []
         by_prompt: dict[int, Contribution] = {}
         var_names = dict.fromkeys(fresh["vars"] or [])
-        for row in rows:
+        for row, texts in zip(rows, encoded, strict=True):
             test_idx, prompt_idx = row["test_idx"], row["prompt_idx"]
             key = (test_idx, prompt_idx)
             if key in seen:
@@ -580,7 +577,7 @@ def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noq
             seen.add(key)
             if test_idx not in known_tests:
                 new_tests.add(test_idx)
-            fresh_rows.append(row)
+            fresh_rows.append((row, texts))
             contribution = by_prompt.get(prompt_idx)
             if contribution is None:
                 contribution = by_prompt[prompt_idx] = Contribution()
@@ -649,12 +646,77 @@ RESULT_COLUMNS = (
 )  # fmt: skip
 
 
-def _insert_results(eval_id: str, rows: list[dict[str, Any]], prompt_texts: dict[int, str]) -> None:
+# A result's JSON columns in the order `_encoded` returns them.
+JSON_COLUMNS = (
+    "test_case", "prompt", "provider", "response", "grading_result", "named_scores", "metadata",
+)  # fmt: skip
+# Those that can hold media (blobs.services.SCANNED_FIELDS, the stored names), by position.
+MEDIA_COLUMNS = tuple(
+    (name, JSON_COLUMNS.index(name)) for name in ("response", "grading_result", "metadata")
+)
+
+
+def _encoded(row: dict[str, Any], dump: Callable[[Any], Any]) -> list[Any]:
+    """The row's JSON columns as the INSERT takes them (NULL for a None value)."""
+    return [None if row[column] is None else dump(row[column]) for column in JSON_COLUMNS]
+
+
+def _externalize_media(
+    eval_id: str,
+    blobs: Any,
+    results: list[dict],
+    rows: list[dict[str, Any]],
+    encoded: list[list[Any]],
+    dump: Callable[[Any], Any],
+) -> list:
+    """Move media in the batch to blobs; the rows (and their JSON) then hold blob URIs.
+
+    Only results whose encoded JSON shows a media marker are handed to the blobs app,
+    which walks their strings; the rest (nearly every batch, whole) cost a substring test.
+    """
+    maybe = [
+        position
+        for position, (result, row, texts) in enumerate(zip(results, rows, encoded, strict=True))
+        if _may_hold_media(blobs, result, row, texts)
+    ]
+    if not maybe:
+        return []
+    refs = blobs.externalize_results(eval_id=eval_id, results=[results[i] for i in maybe])
+    if refs:
+        for position in maybe:
+            # Externalizing rewrote the dicts in place; take the references, not the bytes.
+            row, result = rows[position], results[position]
+            row["response"] = result.get("response")
+            row["grading_result"] = result.get("gradingResult")
+            row["metadata"] = result.get("metadata") or {}
+            encoded[position] = _encoded(row, dump)
+    return refs
+
+
+def _may_hold_media(blobs: Any, result: dict, row: dict[str, Any], texts: list[Any]) -> bool:
+    for column, position in MEDIA_COLUMNS:
+        text = texts[position]
+        if text is None:
+            continue
+        if not isinstance(text, str):  # PostgreSQL's adapter wraps the value instead
+            text = fastjson.dumps(row[column])
+        if blobs.holds_media_marker(text):
+            return True
+    output = result.get("output")  # promptfoo's older results put it at the top level
+    if output is None:
+        return False
+    return blobs.holds_media_marker(output if isinstance(output, str) else fastjson.dumps(output))
+
+
+def _insert_results(
+    eval_id: str, rows: list[tuple[dict[str, Any], list[Any]]], prompt_texts: dict[int, str]
+) -> None:
     """One executemany INSERT for the batch, each JSON column encoded exactly once.
 
     This is what bulk_create would send (same adapters: `adapt_json_value`, the datetime
     field's own preparation, NULL for a None JSON value) without building a model instance
     and compiling a many-row statement per batch, which cost several times the insert.
+    `rows` pairs each row with its JSON columns, encoded by `_encoded`.
     """
     ops = connection.ops
     quote = ops.quote_name
@@ -663,32 +725,39 @@ def _insert_results(eval_id: str, rows: list[dict[str, Any]], prompt_texts: dict
     placeholders = ", ".join(["%s"] * len(RESULT_COLUMNS))
     sql = f"INSERT INTO {quote(table)} ({columns}) VALUES ({placeholders})"
     stamp = EvalResult._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
-    dump = _json_adapter()
     params = [
         (
             eval_id,
             row["prompt_idx"],
             row["test_idx"],
-            dump(row["test_case"]),
-            dump(row["prompt"]),
+            test_case,
+            prompt,
             prompt_texts.get(row["prompt_idx"]),
-            dump(row["provider"]),
+            provider,
             None,
-            None if row["response"] is None else dump(row["response"]),
+            response,
             row["error"],
             row["failure_reason"],
             row["success"],
             row["score"],
             row["latency_ms"],
             row["cost"],
-            None if row["grading_result"] is None else dump(row["grading_result"]),
-            dump(row["named_scores"]),
-            dump(row["metadata"]),
+            grading_result,
+            named_scores,
+            metadata,
             stamp,
             stamp,
             *row["facts"],
         )
-        for row in rows
+        for row, (
+            test_case,
+            prompt,
+            provider,
+            response,
+            grading_result,
+            named_scores,
+            metadata,
+        ) in rows
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
