@@ -11,6 +11,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date as date_type
 from datetime import timedelta
 from typing import Any
@@ -211,9 +212,28 @@ def _stored_counts(eval_id: str) -> dict[int, dict[str, Any]]:
 # time, so those form the cache key's version and a hit is never stale; no TTL needed.
 # Free-text searches are not cached: a re-rating can change the searched text (grading
 # reason) without moving any aggregate, and they match few rows anyway.
-_FILTERED: OrderedDict[tuple, tuple[int, dict[int, dict[str, Any]]]] = OrderedDict()
+_FILTERED: OrderedDict[tuple, FilteredView] = OrderedDict()
 FILTERED_CACHE_SIZE = 256
 _FILTERED_LOCK = threading.Lock()
+# A filtered view remembers every PAGE_STRIDE-th matching test index, so a page at any
+# offset seeks to the nearest one and walks fewer than PAGE_STRIDE tests from there.
+PAGE_STRIDE = 500
+
+
+@dataclass(frozen=True)
+class FilteredView:
+    """What one filtered view of an eval holds: its size, its metrics, where its pages are."""
+
+    count: int  # matching tests
+    counts: dict[int, dict[str, Any]]  # per-prompt aggregates over the matching results
+    marks: tuple[int, ...]  # the test index at matching positions 0, PAGE_STRIDE, 2·PAGE_STRIDE…
+
+    def start(self, offset: int) -> tuple[int | None, int]:
+        """(least test index, offset from it) for the page at `offset`."""
+        mark = offset // PAGE_STRIDE
+        if mark == 0 or mark >= len(self.marks):
+            return None, offset
+        return self.marks[mark], offset - mark * PAGE_STRIDE
 
 
 def _eval_version(eval_: Eval, stored: dict[int, dict[str, Any]]) -> str:
@@ -239,8 +259,8 @@ def filtered_summary(
     search: str,
     filters: Any,
     q: Q,
-) -> tuple[int, dict[int, dict[str, Any]]]:
-    """(matching test count, per-prompt aggregates) for one filtered view, cached."""
+) -> FilteredView:
+    """One filtered view's test count, per-prompt aggregates and page marks, cached."""
     key = None
     if not (search or "").strip():
         key = (
@@ -256,15 +276,34 @@ def filtered_summary(
             if hit is not None:
                 _FILTERED.move_to_end(key)
                 return hit
-    # The subquery's DISTINCT walks (eval, filter, test_idx) indexes in order, index-only.
-    count = EvalResult.objects.filter(q).order_by().values("test_idx").distinct().count()
-    counts = _filtered_counts(q, _score_keys(stored)) if count else {}
+    count, marks = _count_and_marks(q)
+    view = FilteredView(count, _filtered_counts(q, _score_keys(stored)) if count else {}, marks)
     if key is not None:
         with _FILTERED_LOCK:
-            _FILTERED[key] = (count, counts)
+            _FILTERED[key] = view
             while len(_FILTERED) > FILTERED_CACHE_SIZE:
                 _FILTERED.popitem(last=False)
-    return count, counts
+    return view
+
+
+def _count_and_marks(q: Q) -> tuple[int, tuple[int, ...]]:
+    """The number of tests matching `q` and every PAGE_STRIDE-th of their indices, one pass.
+
+    The DISTINCT walks an (eval, filter, test_idx) index in order, index-only; the window
+    numbers the tests as they come.
+    """
+    tests = EvalResult.objects.filter(q).order_by().values("test_idx").distinct()
+    sql, params = tests.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT test_idx, total FROM (SELECT test_idx, "
+            "row_number() OVER (ORDER BY test_idx) - 1 AS position, count(*) OVER () AS total "
+            f"FROM ({sql}) AS tests) AS numbered WHERE position %% {PAGE_STRIDE} = 0 "
+            "ORDER BY position",
+            params,
+        )
+        rows = cursor.fetchall()
+    return (rows[0][1] if rows else 0), tuple(test_idx for test_idx, _ in rows)
 
 
 def prompt_heads(eval_: Eval, counts: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -296,9 +335,9 @@ def eval_stats(
     counts = _stored_counts(eval.id)
     if not unfiltered:
         q = build_filter(eval_id=eval.id, mode=mode, search=search, filters=filters)
-        _, counts = filtered_summary(
+        counts = filtered_summary(
             eval=eval, stored=counts, mode=mode, search=search, filters=filters, q=q
-        )
+        ).counts
     prompts = prompt_heads(eval, counts)
     total = {
         key: sum(p["metrics"][key] for p in prompts)
@@ -334,10 +373,16 @@ def output_cell(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _page_indices(
-    eval_: Eval, q: Q, unfiltered: bool, offset: int, limit: int, after: int | None
+    eval_: Eval,
+    q: Q,
+    view: FilteredView | None,
+    offset: int,
+    limit: int,
+    after: int | None,
 ) -> list[int]:
+    """The test indices on one page; `view` is None when the table is unfiltered."""
     base = EvalResult.objects.filter(eval_id=eval_.id)
-    if unfiltered and eval_.test_count:
+    if view is None and eval_.test_count:
         top = base.aggregate(top=Max("test_idx"))["top"]
         if top is not None and top + 1 == eval_.test_count:
             # Dense indices 0..n-1 (the usual case): the page is arithmetic, no scan.
@@ -346,6 +391,11 @@ def _page_indices(
     if after is not None:
         # Keyset: the index range starts past the cursor instead of skipping `offset`.
         q &= Q(test_idx__gt=after)
+    elif view is not None:
+        # Seek to the nearest mark at or before the offset instead of skipping to it.
+        least, offset = view.start(offset)
+        if least is not None:
+            q &= Q(test_idx__gte=least)
     return list(
         EvalResult.objects.filter(q)
         .order_by("test_idx")
@@ -418,14 +468,16 @@ def table_page(
     q = build_filter(eval_id=eval.id, mode=mode, search=search, filters=filters)
     stored = _stored_counts(eval.id)
     prompts = prompt_heads(eval, stored)
+    view = None
     if unfiltered:
         filtered_count, filtered = eval.test_count, prompts
     else:
-        filtered_count, counts = filtered_summary(
+        view = filtered_summary(
             eval=eval, stored=stored, mode=mode, search=search, filters=filters, q=q
         )
-        filtered = prompt_heads(eval, counts) if filtered_count else []
-    indices = _page_indices(eval, q, unfiltered, offset, limit, after_test_idx)
+        filtered_count = view.count
+        filtered = prompt_heads(eval, view.counts) if filtered_count else []
+    indices = _page_indices(eval, q, view, offset, limit, after_test_idx)
     body: dict[int, dict[str, Any]] = {}
     if indices:
         width = max(len(prompts), 1)

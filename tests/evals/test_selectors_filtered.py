@@ -79,3 +79,31 @@ def test_the_table_endpoint_takes_the_cursor(api_client):
     url = reverse("api:table", kwargs={"eval_id": e.id})
     body = api_client.get(url, {"mode": "failures", "after_test_idx": 2}).json()["body"]
     assert [row["test_idx"] for row in body] == [3, 4]
+
+
+@pytest.mark.parametrize(("mode", "search"), [("failures", ""), ("passes", "answer")])
+def test_a_page_at_any_offset_of_a_filtered_view_starts_at_the_right_test(
+    monkeypatch, mode, search
+):
+    monkeypatch.setattr(selectors, "PAGE_STRIDE", 3)
+    e = make_eval(prompts=2)
+    services.add_results(
+        eval=e,
+        results=[
+            result(t, p, success=(t * 7 + p) % 3 != 0, output=f"answer {t}")
+            for t in range(0, 90, 2)  # sparse test indices
+            for p in range(2)
+        ],
+    )
+    selectors._FILTERED.clear()
+    wanted = sorted(
+        {
+            row.test_idx
+            for row in e.results.all()
+            if (not row.success if mode == "failures" else row.success)
+        }
+    )
+    for offset in range(len(wanted) + 2):
+        page = selectors.table_page(eval=e, mode=mode, search=search, offset=offset, limit=4)
+        assert [row["test_idx"] for row in page["body"]] == wanted[offset : offset + 4]
+        assert page["filtered_count"] == len(wanted)
