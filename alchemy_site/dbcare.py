@@ -161,10 +161,13 @@ def postgres_size() -> int:
 
 
 def analyze() -> None:
+    from evals import search  # the results' free-text index, an evals concern
+
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
         if is_sqlite():
             cursor.execute("PRAGMA optimize")
+    search.optimize()
 
 
 def checkpoint() -> tuple[int, int, int]:

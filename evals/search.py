@@ -118,6 +118,17 @@ def rebuild() -> None:
             cursor.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
 
 
+def optimize() -> None:
+    """Merge the index's segments into one (SQLite; `manage.py db analyze` runs it).
+
+    Writers merge lazily (automerge 16, migration 0007), so a search may read a few
+    segments per level; after this it reads one.
+    """
+    if _sqlite():
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('optimize')")
+
+
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 

@@ -115,6 +115,28 @@ def test_analyze_refreshes_statistics():
     assert "refreshed" in db("analyze")
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="FTS5 is the SQLite search index")
+def test_analyze_merges_the_search_index_into_one_segment():
+    from evals import services
+    from evals.models import EvalResult
+    from evals.search import search_q
+    from tests.evals.factories import make_eval, result
+
+    eval_ = make_eval(prompts=1)
+    for test in range(6):  # a segment per batch
+        services.add_results(eval=eval_, results=[result(test, output=f"needle {test}")])
+
+    def segments() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(DISTINCT segid) FROM evals_result_fts_idx")
+            return cursor.fetchone()[0]
+
+    assert segments() > 1
+    db("analyze")
+    assert segments() == 1
+    assert EvalResult.objects.filter(search_q("needle 4")).count() == 1
+
+
 def test_restore_refuses_without_confirmation(tmp_path):
     with pytest.raises(CommandError, match="--yes"):
         call_command("db", "restore", str(tmp_path / "x.db"), stdout=StringIO())

@@ -26,7 +26,9 @@ class Command(BaseCommand):
         )
         vac = sub.add_parser("vacuum", help="Rebuild the database file, returning free pages.")
         vac.add_argument("--into", type=Path, help="Write a compacted copy here instead (SQLite).")
-        sub.add_parser("analyze", help="Refresh the query planner's statistics.")
+        sub.add_parser(
+            "analyze", help="Refresh the query planner's statistics; merge the search index."
+        )
         sub.add_parser("stats", help="Rows, bytes and indexes per table; file, WAL and free sizes.")
         back = sub.add_parser("backup", help="A consistent copy taken while writers run.")
         back.add_argument("path", type=Path)
