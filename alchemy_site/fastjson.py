@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -22,6 +23,21 @@ def dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:  # orjson.JSONEncodeError: huge int, non-str key, unknown type
         return json.dumps(_finite(value), default=str, ensure_ascii=False)
+
+
+def dumps_bytes(value: Any, default: Callable[[Any], Any]) -> bytes:
+    """`value` as UTF-8 JSON; datetimes and what orjson can't write go through `default`.
+
+    Datetimes are passed to `default` so they keep the format `default` gives them (the
+    API's: Django's JSON encoder), not orjson's.
+    """
+    try:
+        return orjson.dumps(value, default=default, option=_BYTES_OPTIONS)
+    except TypeError:  # a huge int, or `default` gave up
+        return json.dumps(_finite(value), default=default, ensure_ascii=False).encode()
+
+
+_BYTES_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 
 
 def _finite(value: Any) -> Any:
