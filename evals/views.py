@@ -17,6 +17,8 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from alchemy_site.api import MAX_OFFSET
@@ -469,6 +471,8 @@ def _metric_value(metrics: dict[str, Any], key: str) -> float:
 
 
 def _formatted(kind: str, value: float, *, delta: bool = False) -> str:
+    if delta and abs(value) < 1e-9:
+        return "±0"
     sign = "+" if delta else ""
     if kind == "pct":
         return f"{value:{sign}.1f} pts" if delta else f"{value:.1f}%"
@@ -646,8 +650,14 @@ def pass_rate_chart(items: list[dict[str, Any]], *, by: str = "") -> dict[str, A
                 "last": round(100 * evals[-1]["rate"], 1),
             }
         )
-    moments = [start + (end - start) * i / (CHART_TICKS - 1) for i in range(CHART_TICKS)]
-    ticks = [{"x": x_of(when), "when": when} for when in (moments if span else [start])]
+    # Dates when the range spans days, times within one; no label twice.
+    fmt = "M j" if span > 2 * 86400 else "M j H:i" if span > 3600 else "H:i:s"
+    ticks: list[dict[str, Any]] = []
+    for i in range(CHART_TICKS if span else 1):
+        when = start + (end - start) * i / (CHART_TICKS - 1)
+        label = date_format(timezone.localtime(when), fmt)
+        if not ticks or ticks[-1]["label"] != label:
+            ticks.append({"x": x_of(when), "label": label})
     return {
         "lines": lines,
         "width": CHART_WIDTH,
@@ -657,8 +667,6 @@ def pass_rate_chart(items: list[dict[str, Any]], *, by: str = "") -> dict[str, A
         "bottom": CHART_HEIGHT - CHART_PAD,
         "mid": CHART_PAD + inner_h / 2,
         "ticks": ticks,
-        # Dates alone when the range spans days; times too within one day.
-        "tick_format": "M j" if span > 86400 * 2 else "M j H:i",
         "start": start,
         "end": end,
     }

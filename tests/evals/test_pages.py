@@ -544,7 +544,7 @@ def test_compare_gives_per_prompt_deltas_for_every_metric_and_named_score(logged
     assert rows["Latency (avg)"] == {"text": "80 ms", "delta": "-20 ms", "trend": "up"}
     assert rows["Cost (total)"] == {"text": "$0.0800", "delta": "+$0.0400", "trend": "down"}
     assert rows["Tokens (total)"] == {"text": "48", "delta": "+8", "trend": "down"}
-    assert rows["Score (avg)"] == {"text": "1.000", "delta": "+0.000", "trend": ""}
+    assert rows["Score (avg)"] == {"text": "1.000", "delta": "±0", "trend": ""}
     assert rows["accuracy"] == {"text": "0.750", "delta": "+0.250", "trend": "up"}
     assert all(head["same_text"] for head in tables[0]["heads"])
 
