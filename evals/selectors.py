@@ -215,25 +215,45 @@ def _stored_counts(eval_id: str) -> dict[int, dict[str, Any]]:
 _FILTERED: OrderedDict[tuple, FilteredView] = OrderedDict()
 FILTERED_CACHE_SIZE = 256
 _FILTERED_LOCK = threading.Lock()
-# A filtered view remembers every PAGE_STRIDE-th matching test index, so a page at any
-# offset seeks to the nearest one and walks fewer than PAGE_STRIDE tests from there.
+# A filtered view remembers every PAGE_STRIDE-th matching test index once a page that deep
+# is asked for, so a page at any offset seeks to the nearest one and walks fewer than
+# PAGE_STRIDE tests from there.
 PAGE_STRIDE = 500
 
 
-@dataclass(frozen=True)
+@dataclass
 class FilteredView:
     """What one filtered view of an eval holds: its size, its metrics, where its pages are."""
 
+    q: Q
     count: int  # matching tests
     counts: dict[int, dict[str, Any]]  # per-prompt aggregates over the matching results
-    marks: tuple[int, ...]  # the test index at matching positions 0, PAGE_STRIDE, 2·PAGE_STRIDE…
+    # The test index at matching positions 0, PAGE_STRIDE, 2·PAGE_STRIDE…; read on the first
+    # deep page (a pass over the view's tests that its stats never need).
+    marks: tuple[int, ...] | None = None
 
     def start(self, offset: int) -> tuple[int | None, int]:
         """(least test index, offset from it) for the page at `offset`."""
         mark = offset // PAGE_STRIDE
-        if mark == 0 or mark >= len(self.marks):
+        if mark == 0 or offset >= self.count:
             return None, offset
+        if self.marks is None:
+            self.marks = _marks(self.q)  # idempotent: a race computes the same tuple twice
         return self.marks[mark], offset - mark * PAGE_STRIDE
+
+
+def _marks(q: Q) -> tuple[int, ...]:
+    """Every PAGE_STRIDE-th test index matching `q`, in order, from one index-only walk."""
+    tests = EvalResult.objects.filter(q).order_by("test_idx").values_list("test_idx").distinct()
+    sql, params = tests.query.sql_with_params()
+    marks: list[int] = []
+    seen = 0
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(10 * PAGE_STRIDE):
+            marks.extend(row[0] for row in rows[-seen % PAGE_STRIDE :: PAGE_STRIDE])
+            seen += len(rows)
+    return tuple(marks)
 
 
 def _eval_version(eval_: Eval, stored: dict[int, dict[str, Any]]) -> str:
@@ -260,7 +280,7 @@ def filtered_summary(
     filters: Any,
     q: Q,
 ) -> FilteredView:
-    """One filtered view's test count, per-prompt aggregates and page marks, cached."""
+    """One filtered view's test count and per-prompt aggregates, cached."""
     key = None
     if not (search or "").strip():
         key = (
@@ -276,34 +296,15 @@ def filtered_summary(
             if hit is not None:
                 _FILTERED.move_to_end(key)
                 return hit
-    count, marks = _count_and_marks(q)
-    view = FilteredView(count, _filtered_counts(q, _score_keys(stored)) if count else {}, marks)
+    # The subquery's DISTINCT walks (eval, filter, test_idx) indexes in order, index-only.
+    count = EvalResult.objects.filter(q).order_by().values("test_idx").distinct().count()
+    view = FilteredView(q, count, _filtered_counts(q, _score_keys(stored)) if count else {})
     if key is not None:
         with _FILTERED_LOCK:
             _FILTERED[key] = view
             while len(_FILTERED) > FILTERED_CACHE_SIZE:
                 _FILTERED.popitem(last=False)
     return view
-
-
-def _count_and_marks(q: Q) -> tuple[int, tuple[int, ...]]:
-    """The number of tests matching `q` and every PAGE_STRIDE-th of their indices, one pass.
-
-    The DISTINCT walks an (eval, filter, test_idx) index in order, index-only; the window
-    numbers the tests as they come.
-    """
-    tests = EvalResult.objects.filter(q).order_by().values("test_idx").distinct()
-    sql, params = tests.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT test_idx, total FROM (SELECT test_idx, "
-            "row_number() OVER (ORDER BY test_idx) - 1 AS position, count(*) OVER () AS total "
-            f"FROM ({sql}) AS tests) AS numbered WHERE position %% {PAGE_STRIDE} = 0 "
-            "ORDER BY position",
-            params,
-        )
-        rows = cursor.fetchall()
-    return (rows[0][1] if rows else 0), tuple(test_idx for test_idx, _ in rows)
 
 
 def prompt_heads(eval_: Eval, counts: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
