@@ -26,7 +26,7 @@
     error_count: Number(data.errorCount || 0),
     last_written_at: data.lastWritten || null
   };
-  var filteredCount = Number(data.filteredCount || 0);
+  var filteredCount = Number(data.viewCount || 0);
   var unseen = 0;
 
   function partialUrl(part, extra) {
@@ -200,7 +200,7 @@
     unseen += count;
     banner.dataset.here = onThisPage ? "1" : "";
     banner.querySelector("[data-new-count]").textContent =
-      AlchemyLive.formatCount(unseen) + " new result" + (unseen === 1 ? "" : "s") +
+      AlchemyLive.formatCount(unseen) + " new test" + (unseen === 1 ? "" : "s") +
       (onThisPage ? " below." : " in this view, on later pages.");
     banner.hidden = false;
   }

@@ -56,16 +56,56 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, live_server_url, seeded_eval):
-    """A logged-in page (through the real login form)."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+# A laptop screen: what the pages must be usable on.
+VIEWPORT = {"width": 1366, "height": 768}
+
+# Test-only instrumentation, injected before any page script: every WebSocket the page
+# opens (to drop one), a count of the messages they deliver, and each text the live
+# state indicator shows.
+SOCKET_PROBE = """
+(() => {
+  const Native = window.WebSocket;
+  window.__sockets = []; window.__wsMessages = 0; window.__liveStates = [];
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.__sockets.push(this);
+      this.addEventListener("message", () => { window.__wsMessages += 1; });
+    }
+  };
+  document.addEventListener("DOMContentLoaded", () => {
+    const el = document.querySelector("[data-live-state]");
+    if (!el) return;
+    new MutationObserver(() => window.__liveStates.push(el.textContent))
+      .observe(el, { childList: true, characterData: true, subtree: true });
+  });
+})();
+"""
+
+
+def log_in(context, base: str):
     page = context.new_page()
     page.set_default_timeout(10_000)
-    page.goto(f"{live_server_url}/accounts/login/")
+    page.goto(f"{base}/accounts/login/")
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", servers.PASSWORD)
     page.click("button[type=submit], input[type=submit]")
-    page.wait_for_url(f"{live_server_url}/")
-    yield page
+    page.wait_for_url(f"{base}/")
+    return page
+
+
+@pytest.fixture
+def page(browser, live_server_url, seeded_eval):
+    """A logged-in page (through the real login form)."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(SOCKET_PROBE)
+    yield log_in(context, live_server_url)
+    context.close()
+
+
+@pytest.fixture
+def page_without_js(browser, live_server_url, seeded_eval):
+    """A logged-in page in a browser with JavaScript turned off."""
+    context = browser.new_context(viewport=VIEWPORT, java_script_enabled=False)
+    yield log_in(context, live_server_url)
     context.close()

@@ -60,6 +60,59 @@ services.add_results(eval=eval_, results=factories.grid({tests}, prompts=2)[{sta
 """
 
 
+EXTRAS = """
+import base64, json
+from evals import services
+from tests.prompts.factories import PromptFactory
+from tests.tracing.factories import export_of, otlp_span, png_bytes
+from tracing.services import ingest_request
+
+trace_id = "0af7651916cd43dd8448eb211c80319c"
+link = {{"evaluation.id": {eval_id!r}, "test.index": 3, "prompt.index": 1}}
+ingest_request(request=export_of(
+    otlp_span(trace_id, "1" * 16, "provider call", duration_ms=120, attributes=link),
+    otlp_span(trace_id, "2" * 16, "grading", parent="1" * 16, start_ms=30, duration_ms=60),
+))
+root = PromptFactory(content="Name the capital of {{{{country}}}}.", tags=["geo"])
+prompt = PromptFactory(content="Name the capital city of {{{{country}}}}, one word.", parent=root)
+
+maps = services.create_eval(config={{"description": "Maps"}}, description="Maps",
+                            prompts=[{{"raw": "Draw {{{{place}}}}", "label": "draw"}}])
+services.add_results(eval=maps, results=[
+    {{"testIdx": t, "promptIdx": 0, "success": t != 1, "score": float(t != 1),
+      "testCase": {{"vars": {{"place": p}}}}, "vars": {{"place": p}},
+      "response": {{"output": "Here is " + p + ": ![map](data:image/png;base64,"
+                   + base64.b64encode(png_bytes(seed=t, side=40)).decode() + ")"}}}}
+    for t, p in enumerate(["Paris", "Rome", "Oslo"])
+])
+print(json.dumps({{"trace_id": trace_id, "prompt_id": str(prompt.pk), "maps": maps.id}}))
+"""
+
+RATE = """
+from evals import services
+from evals.models import Eval, EvalResult
+eval_ = Eval.objects.get(pk={eval_id!r})
+row = EvalResult.objects.get(eval=eval_, test_idx={test_idx}, prompt_idx={prompt_idx})
+services.rate_result(eval=eval_, result_id=row.pk, passed={passed!r}, reason="elsewhere")
+"""
+
+
+def seed_extras(home: Path, eval_id: str, **env: str) -> dict[str, str]:
+    """A trace linked to test 3 / prompt 1 of `eval_id`, two registry prompts, and an
+    eval whose outputs are images (in blobs): the rest of the pages to look at."""
+    out = run_django(EXTRAS.format(eval_id=eval_id), home, **env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def rate(home: Path, eval_id: str, *, test_idx: int, prompt_idx: int, passed: bool, **env):
+    """Rate one result from another process, through the write path."""
+    run_django(
+        RATE.format(eval_id=eval_id, test_idx=test_idx, prompt_idx=prompt_idx, passed=passed),
+        home,
+        **env,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
