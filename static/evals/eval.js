@@ -248,12 +248,16 @@
       keepingScroll(function () { statsBox.innerHTML = html; });
     });
   }
-  // One refresh at a time; messages during one ask for exactly one more.
+  // One refresh at a time; messages during one ask for exactly one more. Counts before
+  // stats, not beside them: in a filtered view both read the same filtered summary, which
+  // the server caches, so the second request finds it computed.
   var running = false, again = false;
   function refresh() {
     if (running) { again = true; return; }
     running = true;
-    Promise.all([refreshStats(), refreshCounts()])
+    refreshCounts()
+      .catch(function () { /* the stats may still load */ })
+      .then(refreshStats)
       .catch(function () { /* the next message retries */ })
       .then(function () {
         running = false;

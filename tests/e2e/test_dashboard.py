@@ -63,6 +63,12 @@ def test_every_page_renders(page, live_server_url, seeded_eval, server_home, ext
         "href", f"/traces/?eval={quote(seeded_eval)}"
     )
     shot(page, tmp_path, "03-eval")
+    # The header sticks while the table scrolls in its box.
+    page.locator(".table-scroll").evaluate("box => { box.scrollTop = 400; }")
+    header, box = (
+        page.locator(s).bounding_box() for s in ("table.results th >> nth=0", ".table-scroll")
+    )
+    assert abs(header["y"] - box["y"]) <= 2
 
     page.goto(eval_url(live_server_url, seeded_eval, "?mode=failures&limit=10"))
     expect()(page.locator("[data-filtered-count]")).to_have_text("20")
