@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import threading
+from array import array
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Avg,
+    BooleanField,
     Count,
     IntegerField,
     Max,
@@ -31,6 +34,7 @@ from django.db.models import (
     Subquery,
     Sum,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
@@ -206,15 +210,17 @@ def _stored_counts(eval_id: str) -> dict[int, dict[str, Any]]:
     }
 
 
-# Filtered counts and metrics read every matching row, JSON included (seconds for a few
-# hundred thousand rows), and change only when the eval does. Every write to results goes
-# through evals.services, which moves the aggregate rows and/or the eval's last write
-# time, so those form the cache key's version and a hit is never stale; no TTL needed.
-# Free-text searches are not cached: a re-rating can change the searched text (grading
-# reason) without moving any aggregate, and they match few rows anyway.
+# Filtered counts and metrics read every matching row (a few hundred milliseconds at a
+# million results) and change only when the eval does. Every write to results goes
+# through evals.services, which moves the aggregate rows, the eval's last write time or
+# (a rating) its updated_at, so those form the cache key's version and a hit is never
+# stale; no TTL needed.
 _FILTERED: OrderedDict[tuple, FilteredView] = OrderedDict()
 FILTERED_CACHE_SIZE = 256
 _FILTERED_LOCK = threading.Lock()
+# Free-text views keep their matching test indices (8 bytes each): the cache holds at most
+# this many in all (16 MB), dropping the least recently used views to stay under it.
+CACHED_TESTS_BUDGET = 2_000_000
 # A filtered view remembers every PAGE_STRIDE-th matching test index once a page that deep
 # is asked for, so a page at any offset seeks to the nearest one and walks fewer than
 # PAGE_STRIDE tests from there.
@@ -231,6 +237,14 @@ class FilteredView:
     # The test index at matching positions 0, PAGE_STRIDE, 2·PAGE_STRIDE…; read on the first
     # deep page (a pass over the view's tests that its stats never need).
     marks: tuple[int, ...] | None = None
+    # A free-text view's matching test indices, in order: its pages are slices of them.
+    tests: array | None = None
+
+    def page(self, offset: int, limit: int, after: int | None) -> list[int]:
+        """A page of a free-text view: `offset` tests on from the cursor (or the start)."""
+        assert self.tests is not None
+        first = offset if after is None else bisect_right(self.tests, after) + offset
+        return list(self.tests[first : first + limit])
 
     def start(self, offset: int) -> tuple[int | None, int]:
         """(least test index, offset from it) for the page at `offset`."""
@@ -240,6 +254,39 @@ class FilteredView:
         if self.marks is None:
             self.marks = _marks(self.q)  # idempotent: a race computes the same tuple twice
         return self.marks[mark], offset - mark * PAGE_STRIDE
+
+
+def _search_view(q: Q, score_keys: list[str]) -> FilteredView:
+    """A free-text view from one pass over its matches.
+
+    Finding the matches (index candidates, each checked for the needle) is most of a
+    search's cost, so it runs once: the count and the pages come from the matching test
+    indices, the metrics from the matching ids.
+    """
+    sql, params = (
+        EvalResult.objects.filter(q)
+        .order_by()
+        .values_list("id", "test_idx")
+        .query.sql_with_params()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        matches = cursor.fetchall()
+    if not matches:
+        return FilteredView(q, 0, {}, tests=array("q"))
+    ids_q = ids_in([pk for pk, _ in matches])
+    tests = array("q", sorted({test_idx for _, test_idx in matches}))
+    return FilteredView(ids_q, len(tests), _filtered_counts(ids_q, score_keys), tests=tests)
+
+
+def ids_in(ids: list[int]) -> Q:
+    """Results whose id is in `ids`, as one bound parameter however many there are."""
+    column = f'"{TABLE}"."id"'
+    if connection.vendor == "sqlite":
+        sql, param = f"{column} IN (SELECT value FROM json_each(%s))", json.dumps(ids)
+    else:
+        sql, param = f"{column} = ANY(%s)", ids
+    return Q(RawSQL(sql, [param], output_field=BooleanField()))
 
 
 def _marks(q: Q) -> tuple[int, ...]:
@@ -258,7 +305,13 @@ def _marks(q: Q) -> tuple[int, ...]:
 
 def _eval_version(eval_: Eval, stored: dict[int, dict[str, Any]]) -> str:
     return json.dumps(
-        [eval_.created_at, eval_.last_written_at, eval_.test_count, sorted(stored.items())],
+        [
+            eval_.created_at,
+            eval_.last_written_at,
+            eval_.updated_at,
+            eval_.test_count,
+            sorted(stored.items()),
+        ],
         sort_keys=True,
         default=str,
     )
@@ -281,30 +334,36 @@ def filtered_summary(
     q: Q,
 ) -> FilteredView:
     """One filtered view's test count and per-prompt aggregates, cached."""
-    key = None
-    if not (search or "").strip():
-        key = (
-            connection.alias,
-            connection.settings_dict.get("NAME"),
-            eval.id,
-            (mode or "all").lower(),
-            tuple(parse_filters(filters)),
-            _eval_version(eval, stored),
-        )
-        with _FILTERED_LOCK:
-            hit = _FILTERED.get(key)
-            if hit is not None:
-                _FILTERED.move_to_end(key)
-                return hit
-    # The subquery's DISTINCT walks (eval, filter, test_idx) indexes in order, index-only.
-    count = EvalResult.objects.filter(q).order_by().values("test_idx").distinct().count()
-    view = FilteredView(q, count, _filtered_counts(q, _score_keys(stored)) if count else {})
-    if key is not None:
-        with _FILTERED_LOCK:
-            _FILTERED[key] = view
-            while len(_FILTERED) > FILTERED_CACHE_SIZE:
-                _FILTERED.popitem(last=False)
+    text = (search or "").strip()
+    key = (
+        connection.alias,
+        connection.settings_dict.get("NAME"),
+        eval.id,
+        (mode or "all").lower(),
+        text,
+        tuple(parse_filters(filters)),
+        _eval_version(eval, stored),
+    )
+    with _FILTERED_LOCK:
+        hit = _FILTERED.get(key)
+        if hit is not None:
+            _FILTERED.move_to_end(key)
+            return hit
+    if text:
+        view = _search_view(q, _score_keys(stored))
+    else:
+        # The subquery's DISTINCT walks (eval, filter, test_idx) indexes in order, index-only.
+        count = EvalResult.objects.filter(q).order_by().values("test_idx").distinct().count()
+        view = FilteredView(q, count, _filtered_counts(q, _score_keys(stored)) if count else {})
+    with _FILTERED_LOCK:
+        _FILTERED[key] = view
+        while len(_FILTERED) > FILTERED_CACHE_SIZE or _cached_tests() > CACHED_TESTS_BUDGET:
+            _FILTERED.popitem(last=False)
     return view
+
+
+def _cached_tests() -> int:
+    return sum(len(v.tests) for v in _FILTERED.values() if v.tests is not None)
 
 
 def prompt_heads(eval_: Eval, counts: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -389,6 +448,8 @@ def _page_indices(
             # Dense indices 0..n-1 (the usual case): the page is arithmetic, no scan.
             first = offset if after is None else after + 1 + offset
             return list(range(first, min(first + limit, eval_.test_count)))
+    if view is not None and view.tests is not None:
+        return view.page(offset, limit, after)
     if after is not None:
         # Keyset: the index range starts past the cursor instead of skipping `offset`.
         q &= Q(test_idx__gt=after)

@@ -975,6 +975,10 @@ def rate_result(
         delta.add(before, sign=-1)
         _apply_contributions(eval.id, {row.prompt_idx: delta})
         search.index_results(eval_id=eval.id, results=[row])
+        # The rating changed searchable text (the grading reason) even where the aggregates
+        # did not move: readers' cached views are keyed on this.
+        eval.updated_at = timezone.now()
+        Eval.objects.filter(pk=eval.pk).update(updated_at=eval.updated_at)
     transaction.on_commit(lambda: write_signal(eval.id))
     _publish_after_commit(eval.id)
     return row

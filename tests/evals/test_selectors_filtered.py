@@ -107,3 +107,53 @@ def test_a_page_at_any_offset_of_a_filtered_view_starts_at_the_right_test(
         page = selectors.table_page(eval=e, mode=mode, search=search, offset=offset, limit=4)
         assert [row["test_idx"] for row in page["body"]] == wanted[offset : offset + 4]
         assert page["filtered_count"] == len(wanted)
+
+
+def test_a_cached_search_moves_with_a_rating_that_changes_only_its_text():
+    e = make_eval(prompts=1)
+    services.add_results(eval=e, results=[result(0, 0, success=False), result(1, 0, success=False)])
+
+    def found():
+        page = selectors.table_page(eval=selectors.get_eval(e.id), search="quixotic")
+        return [row["test_idx"] for row in page["body"]]
+
+    assert found() == []
+    row = e.results.get(test_idx=1)
+    # Still a fail: no aggregate moves, only the grading reason the search reads.
+    services.rate_result(eval=e, result_id=row.pk, passed=False, reason="quixotic verdict")
+    assert found() == [1]
+
+
+def test_a_search_view_pages_by_offset_and_by_cursor():
+    e = make_eval(prompts=2)
+    services.add_results(
+        eval=e,
+        results=[
+            result(t, p, output="needle" if (t + p) % 3 == 0 else "hay")
+            for t in range(30)
+            for p in range(2)
+        ],
+    )
+    wanted = [t for t in range(30) if t % 3 == 0 or (t + 1) % 3 == 0]
+    fresh = selectors.get_eval(e.id)
+    pages = [selectors.table_page(eval=fresh, search="needle", offset=o, limit=4) for o in (0, 4)]
+    assert [[r["test_idx"] for r in p["body"]] for p in pages] == [wanted[:4], wanted[4:8]]
+    after = selectors.table_page(eval=fresh, search="needle", after_test_idx=wanted[3], limit=4)
+    assert [r["test_idx"] for r in after["body"]] == wanted[4:8]
+    stats = selectors.eval_stats(eval=fresh, search="needle")
+    assert stats["totals"]["result_count"] == sum(
+        1 for t in range(30) for p in range(2) if (t + p) % 3 == 0
+    )
+
+
+def test_the_cache_drops_old_search_views_to_stay_within_its_budget(monkeypatch):
+    monkeypatch.setattr(selectors, "CACHED_TESTS_BUDGET", 5)
+    e = make_eval(prompts=1)
+    services.add_results(eval=e, results=[result(t, output=f"word{t % 2}") for t in range(6)])
+    selectors._FILTERED.clear()
+    fresh = selectors.get_eval(e.id)
+    assert selectors.table_page(eval=fresh, search="word0")["filtered_count"] == 3
+    assert selectors.table_page(eval=fresh, search="word1")["filtered_count"] == 3
+    assert [len(v.tests) for v in selectors._FILTERED.values()] == [3]  # 6 > 5: word0 went
+    assert selectors.table_page(eval=fresh, search="word")["filtered_count"] == 6
+    assert len(selectors._FILTERED) == 0  # alone over the budget: computed, not kept
