@@ -193,9 +193,9 @@ class EvalResult(models.Model):
         # stats of a pass/fail filter are summed from the index alone, prompt by prompt in
         # index order (SQLite keys named_scores in it too; PostgreSQL cannot, its index rows
         # are capped in size).
+        # (eval, test_idx) lookups, the per-test walks of compare and "different" included,
+        # use the unique constraint's index (eval, test_idx, prompt_idx) below.
         indexes = [
-            models.Index(fields=["eval", "test_idx"], name="result_eval_test"),
-            models.Index(fields=["eval", "test_idx", "success"], name="result_eval_test_success"),
             # Filtered pages walk test_idx in order within one filter value, and filtered
             # counts read only the index (failures also test failure_reason in it).
             models.Index(
