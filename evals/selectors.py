@@ -18,6 +18,7 @@ from datetime import date as date_type
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
@@ -577,25 +578,68 @@ def table_page(
 MAX_COMPARED = 6
 
 
-def _per_test(eval_id: str) -> Iterator[tuple[int, bool, float]]:
-    rows = (
-        EvalResult.objects.filter(eval_id=eval_id)
+@dataclass(frozen=True)
+class TestOutcomes:
+    """One eval, test by test: whether every prompt passed, and the mean score."""
+
+    tests: np.ndarray  # test indices, ascending (int64)
+    passed: np.ndarray  # bool
+    score: np.ndarray  # float64
+
+
+# Reading an eval test by test walks all of its results (about a second per million), and
+# the outcomes change only with the eval: kept per eval version, for the few evals people
+# compare at once (a 250,000-test eval holds ~4 MB).
+_OUTCOMES: OrderedDict[tuple, TestOutcomes] = OrderedDict()
+OUTCOMES_CACHE_SIZE = 8
+_OUTCOMES_LOCK = threading.Lock()
+
+
+def test_outcomes(eval_: Eval) -> TestOutcomes:
+    key = (
+        connection.alias,
+        connection.settings_dict.get("NAME"),
+        eval_.id,
+        str(eval_.last_written_at),
+        str(eval_.updated_at),
+        eval_.test_count,
+    )
+    with _OUTCOMES_LOCK:
+        hit = _OUTCOMES.get(key)
+        if hit is not None:
+            _OUTCOMES.move_to_end(key)
+            return hit
+    query = (
+        EvalResult.objects.filter(eval_id=eval_.id)
         .order_by("test_idx")
         .values("test_idx")
         .annotate(passed=Min(Cast("success", IntegerField())), score=Avg("score"))
         .values_list("test_idx", "passed", "score")
     )
-    for test_idx, passed, score in rows.iterator(chunk_size=5000):
-        yield test_idx, bool(passed), float(score or 0.0)
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    columns = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    outcomes = TestOutcomes(
+        tests=columns[:, 0].astype(np.int64),
+        passed=columns[:, 1] > 0,
+        score=np.nan_to_num(columns[:, 2]),
+    )
+    with _OUTCOMES_LOCK:
+        _OUTCOMES[key] = outcomes
+        while len(_OUTCOMES) > OUTCOMES_CACHE_SIZE:
+            _OUTCOMES.popitem(last=False)
+    return outcomes
 
 
 def compare_evals(*, eval_ids: list[str], max_listed: int = 500) -> dict[str, Any]:
     """Compare evals by test index against the first: flips pass↔fail and score deltas.
 
     A test passes when every prompt's result for it passed; its score is the mean. Each
-    eval's results are streamed once, in test order, whatever the number of evals, so
-    memory stays flat in the result count. Totals and per-prompt metrics come from the
-    aggregate rows, in two queries for all the evals.
+    eval is read test by test once (then cached until it changes) into arrays that numpy
+    lines up by test index. Totals and per-prompt metrics come from the aggregate rows, in
+    two queries for all the evals.
     """
     eval_ids = list(dict.fromkeys(i for i in eval_ids if i))
     if len(eval_ids) < 2:
@@ -612,7 +656,7 @@ def compare_evals(*, eval_ids: list[str], max_listed: int = 500) -> dict[str, An
     return {
         "base": eval_ids[0],
         "evals": _compare_summaries(eval_ids, found),
-        "comparisons": _compare_to_base(eval_ids[0], eval_ids[1:], max_listed),
+        "comparisons": _compare_to_base(eval_ids[0], eval_ids[1:], found, max_listed),
     }
 
 
@@ -656,69 +700,48 @@ def _compare_summaries(eval_ids: list[str], found: dict[str, Eval]) -> list[dict
     return summaries
 
 
-class _PairTally:
-    """One eval against the base, fed test by test in test order."""
+def _compare_pair(
+    base_id: str, base: TestOutcomes, other_id: str, other: TestOutcomes, max_listed: int
+) -> dict[str, Any]:
+    """One eval against the base, by test index: flips pass↔fail and the score delta."""
+    common, at_base, at_other = np.intersect1d(
+        base.tests, other.tests, assume_unique=True, return_indices=True
+    )
+    before, after = base.score[at_base], other.score[at_other]
+    delta = after - before
+    was, now = base.passed[at_base], other.passed[at_other]
 
-    def __init__(self, base_id: str, other_id: str, max_listed: int) -> None:
-        self.base_id, self.other_id, self.max_listed = base_id, other_id, max_listed
-        self.counts = dict.fromkeys(
-            ("common", "newly_failing", "newly_passing", "only_base", "only_other"), 0
-        )
-        self.newly_failing: list[dict[str, Any]] = []
-        self.newly_passing: list[dict[str, Any]] = []
-        self.delta_sum = 0.0
+    def listed(mask: np.ndarray) -> list[dict[str, Any]]:
+        chosen = np.flatnonzero(mask)[:max_listed]
+        return [
+            {"test_idx": int(common[i]), "before": float(before[i]), "after": float(after[i]),
+             "delta": float(delta[i])}
+            for i in chosen
+        ]  # fmt: skip
 
-    def add(self, a: tuple[int, bool, float] | None, b: tuple[int, bool, float] | None) -> None:
-        if a is None or b is None:
-            if a is not None:
-                self.counts["only_base"] += 1
-            elif b is not None:
-                self.counts["only_other"] += 1
-            return
-        self.counts["common"] += 1
-        delta = b[2] - a[2]
-        self.delta_sum += delta
-        entry = {"test_idx": a[0], "before": a[2], "after": b[2], "delta": delta}
-        if a[1] and not b[1]:
-            self.counts["newly_failing"] += 1
-            if len(self.newly_failing) < self.max_listed:
-                self.newly_failing.append(entry)
-        elif b[1] and not a[1]:
-            self.counts["newly_passing"] += 1
-            if len(self.newly_passing) < self.max_listed:
-                self.newly_passing.append(entry)
-
-    def result(self) -> dict[str, Any]:
-        common = self.counts["common"]
-        return {
-            "base": self.base_id,
-            "other": self.other_id,
-            **self.counts,
-            "score_delta_avg": self.delta_sum / common if common else 0.0,
-            "newly_failing_tests": self.newly_failing,
-            "newly_passing_tests": self.newly_passing,
-        }
+    failing, passing = was & ~now, now & ~was
+    return {
+        "base": base_id,
+        "other": other_id,
+        "common": len(common),
+        "newly_failing": int(failing.sum()),
+        "newly_passing": int(passing.sum()),
+        "only_base": len(base.tests) - len(common),
+        "only_other": len(other.tests) - len(common),
+        "score_delta_avg": float(delta.mean()) if len(common) else 0.0,
+        "newly_failing_tests": listed(failing),
+        "newly_passing_tests": listed(passing),
+    }
 
 
-def _compare_to_base(base_id: str, other_ids: list[str], max_listed: int) -> list[dict]:
-    """A merge over every eval's per-test stream at once: the base is read once, not once
-    per other eval."""
-    streams = [_per_test(eval_id) for eval_id in (base_id, *other_ids)]
-    heads = [next(stream, None) for stream in streams]
-    tallies = [_PairTally(base_id, other_id, max_listed) for other_id in other_ids]
-    while True:
-        present = [head[0] for head in heads if head is not None]
-        if not present:
-            break
-        test_idx = min(present)
-        here = [head if head is not None and head[0] == test_idx else None for head in heads]
-        for tally, other in zip(tallies, here[1:], strict=True):
-            tally.add(here[0], other)
-        heads = [
-            next(stream, None) if at is not None else head
-            for stream, head, at in zip(streams, heads, here, strict=True)
-        ]
-    return [tally.result() for tally in tallies]
+def _compare_to_base(
+    base_id: str, other_ids: list[str], found: dict[str, Eval], max_listed: int
+) -> list[dict]:
+    base = test_outcomes(found[base_id])
+    return [
+        _compare_pair(base_id, base, other_id, test_outcomes(found[other_id]), max_listed)
+        for other_id in other_ids
+    ]
 
 
 def compare_rows(*, eval_ids: list[str], test_idxs: list[int]) -> dict[str, dict[int, Any]]:

@@ -77,3 +77,14 @@ def test_compare_rows_fetches_the_listed_tests_in_one_query_per_eval(django_asse
     assert [c["text"] for c in rows[b.id][7]["cells"].values()] == ["no", "no"]
     with django_assert_num_queries(0):
         assert selectors.compare_rows(eval_ids=[a.id], test_idxs=[]) == {a.id: {}}
+
+
+def test_cached_outcomes_follow_a_rating():
+    base, other = factories.make_eval(prompts=1), factories.make_eval(prompts=1)
+    services.add_results(eval=base, results=[factories.result(0, 0, success=True)])
+    services.add_results(eval=other, results=[factories.result(0, 0, success=True)])
+    ids = [base.id, other.id]
+    assert selectors.compare_evals(eval_ids=ids)["comparisons"][0]["newly_failing"] == 0
+    row = other.results.get()
+    services.rate_result(eval=other, result_id=row.pk, passed=False)
+    assert selectors.compare_evals(eval_ids=ids)["comparisons"][0]["newly_failing"] == 1
