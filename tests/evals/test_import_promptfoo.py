@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
 from evals.management.commands import import_promptfoo
 from evals.models import Eval, EvalPrompt, EvalPromptStats, EvalResult
@@ -227,3 +227,23 @@ def test_the_import_collects_less_often_and_restores_the_collector(monkeypatch):
     assert during["threshold"] == import_promptfoo.IMPORT_GC_THRESHOLD
     assert during["frozen"] > 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's page cache")
+def test_an_import_writes_with_a_smaller_page_cache_and_gives_it_back(monkeypatch):
+    from alchemy_site.sqlite import BULK_CACHE_KIB, CACHE_KIB
+
+    def cache_kib() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA cache_size")
+            return -cursor.fetchone()[0]
+
+    during = []
+    real = import_promptfoo.import_path
+    monkeypatch.setattr(
+        import_promptfoo, "import_path", lambda *a, **k: during.append(cache_kib()) or real(*a, **k)
+    )
+    run(FIXTURE)
+    assert during == [BULK_CACHE_KIB]
+    assert cache_kib() == CACHE_KIB
+    assert Eval.objects.filter(pk=FIXTURE_ID).exists()

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 
+from alchemy_site.sqlite import bulk_write_cache
 from evals.importers import ImportFailed, import_path
 
 # An import allocates millions of small, short-lived dicts (parsed results, rows), so
@@ -71,7 +72,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {count:,} results ({rate:,.0f}/s)")
 
         try:
-            with fewer_collections():
+            with fewer_collections(), bulk_write_cache(connection):
                 imported = import_path(
                     path, new_id=new_id, force=force, eval_ids=eval_ids, progress=progress
                 )
