@@ -80,6 +80,7 @@ class TableOut(Schema):
 class StatsOut(Schema):
     eval_id: str
     filtered: bool
+    test_count: int  # tests in the view (all of the eval's when unfiltered)
     prompts: list[dict[str, Any]]
     totals: dict[str, Any]
 

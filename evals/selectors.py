@@ -391,20 +391,28 @@ def eval_stats(
     search: str = "",
     filters: Any = None,  # noqa: A002
 ) -> dict[str, Any]:
-    """Per-prompt stats; from the aggregate rows unless a filter is given."""
+    """Per-prompt stats and the matching test count; from the aggregate rows unless a
+    filter is given."""
     unfiltered = is_unfiltered(mode=mode, search=search, filters=filters)
-    counts = _stored_counts(eval.id)
+    counts, test_count = _stored_counts(eval.id), eval.test_count
     if not unfiltered:
         q = build_filter(eval_id=eval.id, mode=mode, search=search, filters=filters)
-        counts = filtered_summary(
+        view = filtered_summary(
             eval=eval, stored=counts, mode=mode, search=search, filters=filters, q=q
-        ).counts
+        )
+        counts, test_count = view.counts, view.count
     prompts = prompt_heads(eval, counts)
     total = {
         key: sum(p["metrics"][key] for p in prompts)
         for key in ("result_count", "pass_count", "fail_count", "error_count", "cost")
     }
-    return {"eval_id": eval.id, "filtered": not unfiltered, "prompts": prompts, "totals": total}
+    return {
+        "eval_id": eval.id,
+        "filtered": not unfiltered,
+        "test_count": test_count,
+        "prompts": prompts,
+        "totals": total,
+    }
 
 
 # --- table ---------------------------------------------------------------------------------

@@ -304,13 +304,13 @@ def _counts(request: HttpRequest, eval_, view: dict[str, Any]) -> HttpResponse:
     """'Showing N of M tests' and the pagination, for a live update of the table's frame.
 
     Unfiltered, N is the eval's stored test count (no query). Filtered, N comes from the
-    read path's cached filtered summary, through a one-row table page. `last` is the last
-    test index the page shows, the Next link's keyset cursor.
+    read path's cached filtered summary. `last` is the last test index the page shows, the
+    Next link's keyset cursor.
     """
     if view["filtered"]:
-        filtered_count = selectors.table_page(
-            eval=eval_, limit=1, mode=view["mode"], search=view["search"], filters=view["filters"]
-        )["filtered_count"]
+        filtered_count = selectors.eval_stats(
+            eval=eval_, mode=view["mode"], search=view["search"], filters=view["filters"]
+        )["test_count"]
     else:
         filtered_count = eval_.test_count
     page = {"filtered_count": filtered_count, "total_count": eval_.test_count}

@@ -150,6 +150,18 @@ def test_a_result_is_fetched_and_rated(api_client):
     assert stats["prompts"][0]["metrics"]["pass_count"] == 1
 
 
+def test_stats_count_the_tests_in_the_view(api_client):
+    eval_ = make_eval(id=COLON_ID, prompts=2)
+    services.add_results(
+        eval=eval_,
+        results=[result(t, p, success=not (t == 1 and p == 0)) for t in range(3) for p in range(2)],
+    )
+    everything = api_client.get(url("stats", eval_id=COLON_ID)).json()
+    failures = api_client.get(url("stats", eval_id=COLON_ID), {"mode": "failures"}).json()
+    assert (everything["test_count"], failures["test_count"]) == (3, 1)
+    assert failures["totals"]["result_count"] == 1
+
+
 def test_compare_lists_flipped_tests(api_client):
     before = make_eval(prompts=1)
     after = make_eval(prompts=1)
