@@ -418,8 +418,10 @@ def register_trace(
 ) -> Trace:
     """Record which eval and test a trace belongs to, before or after its spans arrive.
 
-    The evaluator calls this when it hands a provider a `traceparent`; spans sent
-    later with that trace id are then linked without carrying any attributes.
+    For a writer that hands out a `traceparent` without exporting spans of its own: spans
+    sent later with that trace id are then linked without carrying any attributes.
+    (`manage.py eval` needs no call: its own span in the trace carries the eval's
+    attributes, which link the whole trace.)
     """
     trace_id = trace_id.lower()
     with transaction.atomic():
