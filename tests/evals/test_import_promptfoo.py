@@ -230,20 +230,24 @@ def test_the_import_collects_less_often_and_restores_the_collector(monkeypatch):
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's page cache")
-def test_an_import_writes_with_a_smaller_page_cache_and_gives_it_back(monkeypatch):
-    from alchemy_site.sqlite import BULK_CACHE_KIB, CACHE_KIB
+def test_an_import_writes_with_a_smaller_page_cache_and_no_map_then_gives_them_back(
+    monkeypatch,
+):
+    from alchemy_site.sqlite import BULK_CACHE_KIB, CACHE_KIB, MMAP_BYTES
 
-    def cache_kib() -> int:
+    def pragmas() -> tuple[int, int]:
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA cache_size")
-            return -cursor.fetchone()[0]
+            cache = -cursor.fetchone()[0]
+            cursor.execute("PRAGMA mmap_size")
+            return cache, cursor.fetchone()[0]
 
     during = []
     real = import_promptfoo.import_path
     monkeypatch.setattr(
-        import_promptfoo, "import_path", lambda *a, **k: during.append(cache_kib()) or real(*a, **k)
+        import_promptfoo, "import_path", lambda *a, **k: during.append(pragmas()) or real(*a, **k)
     )
     run(FIXTURE)
-    assert during == [BULK_CACHE_KIB]
-    assert cache_kib() == CACHE_KIB
+    assert during == [(BULK_CACHE_KIB, 0)]
+    assert pragmas() == (CACHE_KIB, MMAP_BYTES)
     assert Eval.objects.filter(pk=FIXTURE_ID).exists()

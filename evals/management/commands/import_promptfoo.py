@@ -11,7 +11,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
-from alchemy_site.sqlite import bulk_write_cache
+from alchemy_site.sqlite import bulk_write_pragmas
 from evals.importers import ImportFailed, import_path
 
 # An import allocates millions of small, short-lived dicts (parsed results, rows), so
@@ -72,7 +72,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {count:,} results ({rate:,.0f}/s)")
 
         try:
-            with fewer_collections(), bulk_write_cache(connection):
+            with fewer_collections(), bulk_write_pragmas(connection):
                 imported = import_path(
                     path, new_id=new_id, force=force, eval_ids=eval_ids, progress=progress
                 )
