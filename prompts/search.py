@@ -37,8 +37,9 @@ Rank = Literal["default", "learned"]
 SEMANTIC_WEIGHT = 0.7
 MAX_LIMIT = 500
 LEARNED_POOL = 10
-# Semantic filtering probes the best PROBE_FIRST rows, then 8× more, up to PROBE_MAX.
-PROBE_FIRST = 256
+# Semantic filtering probes the best PROBE_FIRST rows, then 8× more, up to PROBE_MAX. The
+# default filter (not archived) admits nearly all: the first probe usually suffices.
+PROBE_FIRST = 64
 PROBE_GROWTH = 8
 PROBE_MAX = 2048
 ID_BATCH = 900  # ids per `pk__in` query: under SQLite's 999 bound parameters
