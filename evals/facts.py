@@ -3,8 +3,8 @@
 Assertion pass/fail counts and token usage live deep inside `response` and
 `grading_result`. The write path stores them in integer columns of their own (named as
 the aggregate columns they feed), so the per-prompt aggregates add them without walking
-JSON and filtered stats sum them from a covering index instead of parsing every
-matching row's JSON (seconds at a million rows).
+JSON and filtered stats sum the columns instead of parsing every matching row's JSON
+(seconds at a million rows).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-# In this order everywhere: EvalResult columns, the INSERT, the covering index.
+# In this order everywhere: EvalResult columns, the INSERT, the aggregates.
 FACT_COLUMNS = (
     "assert_pass_count", "assert_fail_count",
     "token_prompt", "token_completion", "token_total", "token_cached", "token_num_requests",

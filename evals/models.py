@@ -188,11 +188,6 @@ class EvalResult(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        # Not declared here, made per vendor by migration 0006: `result_eval_success_cover`
-        # on (eval, success, prompt_idx) carrying every column filtered stats add up, so the
-        # stats of a pass/fail filter are summed from the index alone, prompt by prompt in
-        # index order (SQLite keys named_scores in it too; PostgreSQL cannot, its index rows
-        # are capped in size).
         # (eval, test_idx) lookups, the per-test walks of compare and "different" included,
         # use the unique constraint's index (eval, test_idx, prompt_idx) below.
         indexes = [
@@ -267,6 +262,10 @@ class EvalPromptStats(models.Model):
     assert_token_cached = models.BigIntegerField(default=0)
     latency_sum_ms = models.BigIntegerField(default=0)
     cost_sum = models.FloatField(default=0)
+    # The columns above again for each outcome's results — {"pass"|"fail"|"error": {column:
+    # sum, "named_score_sums": …, "named_score_weights": …}} — so the passes, failures and
+    # errors views have their stats without reading a result (evals.services.OUTCOMES).
+    by_outcome = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["prompt_idx"]

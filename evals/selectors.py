@@ -135,7 +135,7 @@ def filtered_aggregates(q: Q, score_keys: list[str]) -> QuerySet:
     """One row per prompt: the aggregate columns over the results matching `q`.
 
     Only stored numbers and the small named_scores object are read, never the big JSON
-    columns, so a pass/fail filter is answered from the covering index alone (0006).
+    columns. (A view of one outcome — passes, failures, errors — reads stored sums instead.)
     """
     named: dict[str, Any] = {}
     for number, key in enumerate(score_keys):
@@ -246,7 +246,7 @@ def _stored_counts(eval_id: str) -> dict[int, dict[str, Any]]:
     counts = {}
     for values in rows:
         row = dict(zip(columns, values, strict=True))
-        for name in ("named_score_sums", "named_score_weights"):
+        for name in ("named_score_sums", "named_score_weights", "by_outcome"):
             row[name] = fastjson_value(row[name]) or {}
         counts[row["prompt_idx"]] = row
     return counts
@@ -296,6 +296,20 @@ class FilteredView:
         if self.marks is None:
             self.marks = _marks(self.q)  # idempotent: a race computes the same tuple twice
         return self.marks[mark], offset - mark * PAGE_STRIDE
+
+
+# The views that are one outcome's results: their stats are stored (EvalPromptStats).
+OUTCOME_MODES = {"passes": "pass", "failures": "fail", "errors": "error"}
+
+
+def _outcome_counts(stored: dict[int, dict[str, Any]], outcome: str) -> dict[int, dict]:
+    """Per-prompt aggregates over one outcome's results, from the stored rows alone."""
+    counts = {}
+    for prompt_idx, row in stored.items():
+        part = row["by_outcome"].get(outcome)
+        if part and part.get("result_count"):
+            counts[prompt_idx] = {**part, "prompt_idx": prompt_idx}
+    return counts
 
 
 def _search_view(q: Q, score_keys: list[str]) -> FilteredView:
@@ -391,12 +405,17 @@ def filtered_summary(
         if hit is not None:
             _FILTERED.move_to_end(key)
             return hit
+    outcome = OUTCOME_MODES.get((mode or "all").lower())
     if text:
         view = _search_view(q, _score_keys(stored))
     else:
         # The subquery's DISTINCT walks (eval, filter, test_idx) indexes in order, index-only.
         count = EvalResult.objects.filter(q).order_by().values("test_idx").distinct().count()
-        view = FilteredView(q, count, _filtered_counts(q, _score_keys(stored)) if count else {})
+        if outcome and not parse_filters(filters):
+            counts = _outcome_counts(stored, outcome)
+        else:
+            counts = _filtered_counts(q, _score_keys(stored)) if count else {}
+        view = FilteredView(q, count, counts)
     with _FILTERED_LOCK:
         _FILTERED[key] = view
         while len(_FILTERED) > FILTERED_CACHE_SIZE or _cached_tests() > CACHED_TESTS_BUDGET:

@@ -312,6 +312,9 @@ class Contribution:
     cost_sum: float = 0.0
     named_score_sums: dict[str, float] = field(default_factory=dict)
     named_score_weights: dict[str, float] = field(default_factory=dict)
+    # The same, for the results of each outcome (OUTCOMES): the stats of the passes,
+    # failures and errors views without reading a result.
+    by_outcome: dict[str, Contribution] = field(default_factory=dict)
 
     COUNTERS = (
         "result_count", "pass_count", "fail_count", "error_count", "score_sum",
@@ -328,6 +331,38 @@ class Contribution:
             self.named_score_sums[key] = self.named_score_sums.get(key, 0.0) + sign * value
         for key, value in other.named_score_weights.items():
             self.named_score_weights[key] = self.named_score_weights.get(key, 0.0) + sign * value
+        for outcome, part in other.by_outcome.items():
+            self.outcome(outcome).add(part, sign)
+
+    def outcome(self, outcome: str) -> Contribution:
+        part = self.by_outcome.get(outcome)
+        if part is None:
+            part = self.by_outcome[outcome] = Contribution()
+        return part
+
+    def totalled(self) -> Contribution:
+        """Set the totals to the sum of the outcomes (what add_results accumulates)."""
+        for part in self.by_outcome.values():
+            for name in self.COUNTERS:
+                setattr(self, name, getattr(self, name) + getattr(part, name))
+            for key, value in part.named_score_sums.items():
+                self.named_score_sums[key] = self.named_score_sums.get(key, 0.0) + value
+            for key, value in part.named_score_weights.items():
+                self.named_score_weights[key] = self.named_score_weights.get(key, 0.0) + value
+        return self
+
+    def merged_outcomes(self, stored: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The stored per-outcome aggregates (EvalPromptStats.by_outcome) with these added."""
+        merged = dict(stored or {})
+        for outcome, part in self.by_outcome.items():
+            row = dict(merged.get(outcome) or {})
+            for name in self.COUNTERS:
+                row[name] = row.get(name, 0) + getattr(part, name)
+            row["named_score_sums"], row["named_score_weights"] = part.merged_named_scores(
+                row.get("named_score_sums") or {}, row.get("named_score_weights") or {}
+            )
+            merged[outcome] = row
+        return merged
 
     def merged_named_scores(
         self, sums: dict[str, float], weights: dict[str, float]
@@ -347,6 +382,16 @@ class Contribution:
         return sums, weights
 
 
+# A result's outcome: the passes, failures and errors views show exactly these.
+OUTCOMES = ("pass", "fail", "error")
+
+
+def outcome_of(success: bool, failure_reason: int) -> str:
+    if success:
+        return "pass"
+    return "error" if failure_reason == FailureReason.ERROR else "fail"
+
+
 def contribution_of(
     *, success: bool, failure_reason: int, score: float, latency_ms: int, cost: float,
     facts: tuple[int, ...], named_scores: Any,
@@ -354,10 +399,11 @@ def contribution_of(
     """The aggregate contribution of one stored result, computed from its columns."""
     c = Contribution()
     accumulate(
-        c, success=success, failure_reason=failure_reason, score=score, latency_ms=latency_ms,
-        cost=cost, facts=facts, named_scores=named_scores,
+        c.outcome(outcome_of(success, failure_reason)), success=success,
+        failure_reason=failure_reason, score=score, latency_ms=latency_ms, cost=cost,
+        facts=facts, named_scores=named_scores,
     )  # fmt: skip
-    return c
+    return c.totalled()
 
 
 def accumulate(
@@ -487,6 +533,10 @@ def normalize_result(result: Any, index: int) -> dict[str, Any]:
             index=index,
             field="failureReason",
         )
+    elif success:
+        # A passing result has no failure reason (as promptfoo writes them): each result
+        # is in exactly one of the passes, failures and errors views.
+        reason = FailureReason.NONE
     if test_case is None:
         vars_ = result.get("vars")
         test_case = {"vars": vars_} if isinstance(vars_, dict) else {}
@@ -581,10 +631,11 @@ def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noq
             contribution = by_prompt.get(prompt_idx)
             if contribution is None:
                 contribution = by_prompt[prompt_idx] = Contribution()
+            success, reason = row["success"], row["failure_reason"]
             accumulate(
-                contribution, success=row["success"], failure_reason=row["failure_reason"],
-                score=row["score"], latency_ms=row["latency_ms"], cost=row["cost"],
-                facts=row["facts"], named_scores=row["named_scores"],
+                contribution.outcome(outcome_of(success, reason)), success=success,
+                failure_reason=reason, score=row["score"], latency_ms=row["latency_ms"],
+                cost=row["cost"], facts=row["facts"], named_scores=row["named_scores"],
             )  # fmt: skip
             vars_ = row["test_case"].get("vars")
             if isinstance(vars_, dict):
@@ -595,6 +646,8 @@ def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noq
             last_id = search.last_indexed_id()
             _insert_results(eval.id, fresh_rows, prompt_texts)
             search.index_results_after(eval_id=eval.id, after_id=last_id)
+            for contribution in by_prompt.values():
+                contribution.totalled()
             _apply_contributions(eval.id, by_prompt)
             if blobs and refs:
                 blobs.save_references(refs)
@@ -778,17 +831,17 @@ def _json_adapter() -> Callable[[Any], Any]:
 
 
 def _apply_contributions(eval_id: str, by_prompt: dict[int, Contribution]) -> None:
-    """One UPDATE per prompt adding the batch's counters; named scores merged under a lock.
+    """One UPDATE per prompt adding the batch's counters; the JSON ones merged under a lock.
 
-    The counters are added in SQL (`col = col + delta`), so only the small named-score
-    objects are read back; the row lock (BEGIN IMMEDIATE on SQLite) covers that read.
+    The counters are added in SQL (`col = col + delta`), so only the small JSON objects
+    (named scores, per-outcome aggregates) are read back; the row lock (BEGIN IMMEDIATE on
+    SQLite) covers that read.
     """
     stats = EvalPromptStats.objects.filter(eval_id=eval_id, prompt_idx__in=list(by_prompt))
+    stored = ("prompt_idx", "named_score_sums", "named_score_weights", "by_outcome")
     named = {
-        idx: (sums, weights)
-        for idx, sums, weights in stats.select_for_update().values_list(
-            "prompt_idx", "named_score_sums", "named_score_weights"
-        )
+        idx: (sums, weights, outcomes)
+        for idx, sums, weights, outcomes in stats.select_for_update().values_list(*stored)
     }
     missing = [idx for idx in by_prompt if idx not in named]
     if missing:
@@ -797,10 +850,10 @@ def _apply_contributions(eval_id: str, by_prompt: dict[int, Contribution]) -> No
             ignore_conflicts=True,
         )
         named.update(
-            (idx, (sums, weights))
-            for idx, sums, weights in stats.filter(prompt_idx__in=missing)
+            (idx, (sums, weights, outcomes))
+            for idx, sums, weights, outcomes in stats.filter(prompt_idx__in=missing)
             .select_for_update()
-            .values_list("prompt_idx", "named_score_sums", "named_score_weights")
+            .values_list(*stored)
         )
     # Plain UPDATE statements: the ORM's update() compiled 18 F() expressions per prompt
     # per batch, a few percent of add_results.
@@ -814,11 +867,15 @@ def _apply_contributions(eval_id: str, by_prompt: dict[int, Contribution]) -> No
                 if delta:
                     assignments.append(f"{quote(name)} = {quote(name)} + %s")
                     params.append(delta)
+            stored_sums, stored_weights, stored_outcomes = named[idx]
             if contribution.named_score_sums or contribution.named_score_weights:
-                sums, weights = contribution.merged_named_scores(*named[idx])
+                sums, weights = contribution.merged_named_scores(stored_sums, stored_weights)
                 assignments += [f"{quote('named_score_sums')} = %s",
                                 f"{quote('named_score_weights')} = %s"]  # fmt: skip
                 params += [dump(sums), dump(weights)]
+            if contribution.by_outcome:
+                assignments.append(f"{quote('by_outcome')} = %s")
+                params.append(dump(contribution.merged_outcomes(stored_outcomes)))
             if assignments:
                 cursor.execute(
                     f"UPDATE {quote(EvalPromptStats._meta.db_table)} SET "

@@ -93,3 +93,32 @@ def test_the_search_index_is_rebuilt_without_positions_and_finds_older_rows():
             "SELECT count(*) FROM evals_result_fts WHERE evals_result_fts MATCH 'zebracorn'"
         )
         assert cursor.fetchone() == (1,)
+
+
+def test_per_outcome_stats_are_filled_from_the_stored_results():
+    from evals import selectors, services
+    from tests.evals.factories import make_eval, result
+
+    eval_ = make_eval(prompts=1)
+    services.add_results(
+        eval=eval_,
+        results=[
+            result(0, named_scores={"acc": 1.0}),
+            result(1, success=False, named_scores={"acc": 0.25}),
+            result(2, success=False, error="boom", failure_reason=2),
+        ],
+    )
+    written = selectors._stored_counts(eval_.id)[0]["by_outcome"]
+    old = migrate([("evals", "0008_drop_indexes_the_unique_one_serves")])
+    # Stored before 0009: a pass with a failure reason, as older writers could leave one.
+    old.get_model("evals", "EvalResult").objects.filter(test_idx=0).update(failure_reason=2)
+
+    migrate(leaves())
+
+    assert selectors._stored_counts(eval_.id)[0]["by_outcome"] == written
+    assert set(written) == {"pass", "fail", "error"}
+    assert written["fail"]["named_score_sums"] == {"acc": 0.25}
+    assert eval_.results.get(test_idx=0).failure_reason == 0
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, "evals_evalresult")
+    assert "result_eval_success_cover" not in indexes
