@@ -64,7 +64,8 @@ RESULT_COLUMNS = (
 
 
 def get_eval(eval_id: str) -> Eval:
-    found = Eval.objects.filter(pk=eval_id).first()
+    # legacy_results holds a whole promptfoo v2/v3 file for old imports: read it on use.
+    found = Eval.objects.filter(pk=eval_id).defer("legacy_results").first()
     if found is None:
         raise NotFound(f"No eval with id {eval_id!r}.")
     return found
@@ -234,11 +235,38 @@ def _hot_sql(vendor: str) -> dict[str, str]:
         ),
         "top": f"SELECT max({q('test_idx')}) FROM {q(TABLE)} WHERE {q('eval_id')} = %s",
         "rows": (
-            f"SELECT {', '.join(q(c) for c in RESULT_COLUMNS)} FROM {q(TABLE)} "
-            f"WHERE {q('eval_id')} = %s AND {q('test_idx')} IN ({{marks}}) "
+            f"SELECT {', '.join(_cell_column(vendor, q, c) for c in CELL_COLUMNS)} "
+            f"FROM {q(TABLE)} WHERE {q('eval_id')} = %s AND {q('test_idx')} IN ({{marks}}) "
             f"ORDER BY {q('test_idx')}, {q('prompt_idx')}"
         ),
     }
+
+
+# What a table cell needs of a result: its columns, but of `prompt` and `provider` only the
+# text and the id, read in SQL (parsing both objects was a third of a page's JSON work).
+CELL_COLUMNS = (
+    "id", "prompt_idx", "test_idx", "test_case", "prompt_raw", "provider_id", "response",
+    "error", "failure_reason", "success", "score", "latency_ms", "cost", "grading_result",
+    "named_scores", "metadata",
+)  # fmt: skip
+_CELL_TEXT = {"prompt_raw": ("prompt", "raw"), "provider_id": ("provider", "id")}
+
+
+def _cell_column(vendor: str, quote: Any, name: str) -> str:
+    """A CELL_COLUMNS entry as SQL: a column, or a string inside a JSON column (else NULL)."""
+    if name not in _CELL_TEXT:
+        return quote(name)
+    column, key = _CELL_TEXT[name]
+    if vendor == "sqlite":
+        path = f"'$.{key}'"
+        return (
+            f"CASE WHEN json_type({quote(column)}, {path}) = 'text' "
+            f"THEN json_extract({quote(column)}, {path}) END"
+        )
+    return (
+        f"CASE WHEN jsonb_typeof({quote(column)} -> '{key}') = 'string' "
+        f"THEN {quote(column)} ->> '{key}' END"
+    )
 
 
 def _stored_counts(eval_id: str) -> dict[int, dict[str, Any]]:
@@ -492,10 +520,8 @@ def output_cell(row: dict[str, Any]) -> dict[str, Any]:
         "id": row["id"],
         "prompt_idx": row["prompt_idx"],
         "text": response.get("output"),
-        "prompt": (row["prompt"] or {}).get("raw") if isinstance(row["prompt"], dict) else None,
-        "provider": (row["provider"] or {}).get("id")
-        if isinstance(row["provider"], dict)
-        else None,
+        "prompt": row["prompt_raw"],
+        "provider": row["provider_id"],
         "success": row["success"],
         "score": row["score"],
         "failure_reason": row["failure_reason"],
@@ -542,8 +568,8 @@ def _page_indices(
     )
 
 
-# The table's cells: every column but test_case, whose JSON is parsed once per test.
-_CELL_JSON = ("prompt", "provider", "response", "grading_result", "named_scores", "metadata")
+# The cells' JSON columns but test_case, whose JSON is parsed once per test.
+_CELL_JSON = ("response", "grading_result", "named_scores", "metadata")
 
 
 def fastjson_value(value: Any) -> Any:
@@ -555,15 +581,15 @@ def fastjson_value(value: Any) -> Any:
 def _result_rows(
     eval_id: str, indices: list[int], test_cases: dict[int, Any]
 ) -> Iterator[dict[str, Any]]:
-    """The rows of these tests, raw: one fetch and orjson for the JSON.
+    """The rows of these tests (CELL_COLUMNS), raw: one fetch and orjson for the JSON.
 
     `values()` ran Django's per-value converters and json.loads on every JSON column of
-    every cell (7 decodes × 200 cells a page, most of a page's time); this parses the six a
-    cell shows and leaves each test's test_case to its first row (`test_cases`).
+    every cell (7 decodes × 200 cells a page, most of a page's time); this parses the four
+    a cell shows whole and leaves each test's test_case to its first row (`test_cases`).
     """
     sql = _hot_sql(connection.vendor)["rows"].format(marks=", ".join(["%s"] * len(indices)))
     for values in _fetch(sql, [eval_id, *indices])[1]:
-        row = dict(zip(RESULT_COLUMNS, values, strict=True))
+        row = dict(zip(CELL_COLUMNS, values, strict=True))
         test_cases.setdefault(row["test_idx"], row["test_case"])
         for column in _CELL_JSON:
             row[column] = fastjson_value(row[column])
