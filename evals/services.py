@@ -341,14 +341,9 @@ class Contribution:
         return part
 
     def totalled(self) -> Contribution:
-        """Set the totals to the sum of the outcomes (what add_results accumulates)."""
+        """Add the outcomes into the totals (results are accumulated into their outcome)."""
         for part in self.by_outcome.values():
-            for name in self.COUNTERS:
-                setattr(self, name, getattr(self, name) + getattr(part, name))
-            for key, value in part.named_score_sums.items():
-                self.named_score_sums[key] = self.named_score_sums.get(key, 0.0) + value
-            for key, value in part.named_score_weights.items():
-                self.named_score_weights[key] = self.named_score_weights.get(key, 0.0) + value
+            self.add(part)  # an outcome's part has no outcomes of its own
         return self
 
     def merged_outcomes(self, stored: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
