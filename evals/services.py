@@ -18,7 +18,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import F
 from django.utils import timezone
 
@@ -699,8 +698,8 @@ JSON_COLUMNS = (
     "test_case", "prompt", "provider", "response", "grading_result", "named_scores", "metadata",
 )  # fmt: skip
 # Those that can hold media (blobs.services.SCANNED_FIELDS, the stored names), by position.
-MEDIA_COLUMNS = tuple(
-    (name, JSON_COLUMNS.index(name)) for name in ("response", "grading_result", "metadata")
+MEDIA_POSITIONS = tuple(
+    JSON_COLUMNS.index(name) for name in ("response", "grading_result", "metadata")
 )
 
 
@@ -742,13 +741,9 @@ def _externalize_media(
 
 
 def _may_hold_media(blobs: Any, result: dict, row: dict[str, Any], texts: list[Any]) -> bool:
-    for column, position in MEDIA_COLUMNS:
+    for position in MEDIA_POSITIONS:
         text = texts[position]
-        if text is None:
-            continue
-        if not isinstance(text, str):  # PostgreSQL's adapter wraps the value instead
-            text = fastjson.dumps(row[column])
-        if blobs.holds_media_marker(text):
+        if text is not None and blobs.holds_media_marker(text):
             return True
     output = result.get("output")  # promptfoo's older results put it at the top level
     if output is None:
@@ -770,7 +765,9 @@ def _insert_results(
     quote = ops.quote_name
     table = EvalResult._meta.db_table
     columns = ", ".join(quote(EvalResult._meta.get_field(name).column) for name in RESULT_COLUMNS)
-    placeholders = ", ".join(["%s"] * len(RESULT_COLUMNS))
+    placeholders = ", ".join(
+        json_placeholder() if name in JSON_RESULT_COLUMNS else "%s" for name in RESULT_COLUMNS
+    )
     sql = f"INSERT INTO {quote(table)} ({columns}) VALUES ({placeholders})"
     stamp = EvalResult._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
     params = [
@@ -811,18 +808,28 @@ def _insert_results(
         cursor.executemany(sql, params)
 
 
-def _json_adapter() -> Callable[[Any], Any]:
-    """How the batch INSERT encodes a JSON column.
+# Every JSON column the INSERT writes (JSON_COLUMNS and `request`, always NULL here).
+JSON_RESULT_COLUMNS = frozenset(
+    name for name in RESULT_COLUMNS
+    if isinstance(EvalResult._meta.get_field(name), models.JSONField)
+)  # fmt: skip
 
-    On SQLite Django stores a JSONField value as `json.dumps(value)`; orjson writes the same
-    values (compact, UTF-8; a test compares them decoded) four times faster, which is most
-    of what encoding a batch cost. Backends with their own adapter (psycopg's Jsonb) keep it.
+
+def _json_adapter() -> Callable[[Any], Any]:
+    """How the write path encodes a JSON column: JSON text, through orjson.
+
+    Django writes a JSONField value as `json.dumps(value)` (psycopg's Jsonb calls it at
+    execute time); orjson writes the same values (compact, UTF-8; a test compares them
+    decoded) four times faster, which was most of what encoding a batch cost, and the
+    media check reads the same text. PostgreSQL takes it as `%s::jsonb` (json_placeholder).
+    NaN and ±Infinity, which JSON cannot hold, are written as null on every database.
     """
-    ops = connection.ops
-    if type(ops).adapt_json_value is not BaseDatabaseOperations.adapt_json_value:
-        adapt = ops.adapt_json_value
-        return lambda value: adapt(value, None)
     return fastjson.dumps
+
+
+def json_placeholder() -> str:
+    """The SQL placeholder for a JSON column's value as `_json_adapter` encodes it."""
+    return "%s::jsonb" if connection.vendor == "postgresql" else "%s"
 
 
 def _apply_contributions(eval_id: str, by_prompt: dict[int, Contribution]) -> None:
@@ -865,11 +872,11 @@ def _apply_contributions(eval_id: str, by_prompt: dict[int, Contribution]) -> No
             stored_sums, stored_weights, stored_outcomes = named[idx]
             if contribution.named_score_sums or contribution.named_score_weights:
                 sums, weights = contribution.merged_named_scores(stored_sums, stored_weights)
-                assignments += [f"{quote('named_score_sums')} = %s",
-                                f"{quote('named_score_weights')} = %s"]  # fmt: skip
+                assignments += [f"{quote('named_score_sums')} = {json_placeholder()}",
+                                f"{quote('named_score_weights')} = {json_placeholder()}"]  # fmt: skip
                 params += [dump(sums), dump(weights)]
             if contribution.by_outcome:
-                assignments.append(f"{quote('by_outcome')} = %s")
+                assignments.append(f"{quote('by_outcome')} = {json_placeholder()}")
                 params.append(dump(contribution.merged_outcomes(stored_outcomes)))
             if assignments:
                 cursor.execute(
