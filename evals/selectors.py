@@ -64,8 +64,9 @@ RESULT_COLUMNS = (
 
 
 def get_eval(eval_id: str) -> Eval:
-    # legacy_results holds a whole promptfoo v2/v3 file for old imports: read it on use.
-    found = Eval.objects.filter(pk=eval_id).defer("legacy_results").first()
+    # The config (a promptfoo config can hold every test inline) and legacy_results (a
+    # whole v2/v3 file, for old imports) are read and parsed only where they are used.
+    found = Eval.objects.filter(pk=eval_id).defer("config", "legacy_results").first()
     if found is None:
         raise NotFound(f"No eval with id {eval_id!r}.")
     return found
@@ -514,27 +515,6 @@ def eval_stats(
 # --- table ---------------------------------------------------------------------------------
 
 
-def output_cell(row: dict[str, Any]) -> dict[str, Any]:
-    response = row["response"] if isinstance(row["response"], dict) else {}
-    return {
-        "id": row["id"],
-        "prompt_idx": row["prompt_idx"],
-        "text": response.get("output"),
-        "prompt": row["prompt_raw"],
-        "provider": row["provider_id"],
-        "success": row["success"],
-        "score": row["score"],
-        "failure_reason": row["failure_reason"],
-        "error": row["error"] or None,
-        "latency_ms": row["latency_ms"],
-        "cost": row["cost"],
-        "token_usage": response.get("tokenUsage"),
-        "grading_result": row["grading_result"],
-        "named_scores": row["named_scores"] or {},
-        "metadata": row["metadata"] or {},
-    }
-
-
 def _page_indices(
     eval_: Eval,
     q: Q,
@@ -568,33 +548,54 @@ def _page_indices(
     )
 
 
-# The cells' JSON columns but test_case, whose JSON is parsed once per test.
-_CELL_JSON = ("response", "grading_result", "named_scores", "metadata")
-
-
 def fastjson_value(value: Any) -> Any:
     """A JSON column as fetched by a raw cursor: text on SQLite (and PostgreSQL as Django
     configures psycopg), parsed here; anything else is already a value."""
     return fastjson.loads(value) if isinstance(value, str) else value
 
 
-def _result_rows(
+def _cells(
     eval_id: str, indices: list[int], test_cases: dict[int, Any]
-) -> Iterator[dict[str, Any]]:
-    """The rows of these tests (CELL_COLUMNS), raw: one fetch and orjson for the JSON.
+) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(test index, prompt index, table cell) for every result of these tests, in order.
 
-    `values()` ran Django's per-value converters and json.loads on every JSON column of
-    every cell (7 decodes × 200 cells a page, most of a page's time); this parses the four
-    a cell shows whole and leaves each test's test_case to its first row (`test_cases`).
+    One raw fetch (CELL_COLUMNS) and orjson for the four JSON columns a cell shows whole;
+    each test's test_case is left as text to its first row (`test_cases`). (`values()`
+    ran Django's converters and json.loads on every JSON column of every cell: 7 decodes
+    × 200 cells, most of a page's time.)
     """
     sql = _hot_sql(connection.vendor)["rows"].format(marks=", ".join(["%s"] * len(indices)))
-    for values in _fetch(sql, [eval_id, *indices])[1]:
-        row = dict(zip(CELL_COLUMNS, values, strict=True))
-        test_cases.setdefault(row["test_idx"], row["test_case"])
-        for column in _CELL_JSON:
-            row[column] = fastjson_value(row[column])
-        row["success"] = bool(row["success"])
-        yield row
+    loads = fastjson_value
+    for (
+        pk, prompt_idx, test_idx, test_case, prompt_raw, provider_id, response, error,
+        failure_reason, success, score, latency_ms, cost, grading_result, named_scores,
+        metadata,
+    ) in _fetch(sql, [eval_id, *indices])[1]:  # fmt: skip
+        test_cases.setdefault(test_idx, test_case)
+        response = loads(response)
+        if not isinstance(response, dict):
+            response = {}
+        yield (
+            test_idx,
+            prompt_idx,
+            {
+                "id": pk,
+                "prompt_idx": prompt_idx,
+                "text": response.get("output"),
+                "prompt": prompt_raw,
+                "provider": provider_id,
+                "success": bool(success),
+                "score": score,
+                "failure_reason": failure_reason,
+                "error": error or None,
+                "latency_ms": latency_ms,
+                "cost": cost,
+                "token_usage": response.get("tokenUsage"),
+                "grading_result": loads(grading_result),
+                "named_scores": loads(named_scores) or {},
+                "metadata": loads(metadata) or {},
+            },
+        )
 
 
 def table_page(
@@ -639,20 +640,20 @@ def table_page(
     if indices:
         width = max(len(prompts), 1)
         test_cases: dict[int, Any] = {}
-        for row in _result_rows(eval.id, indices, test_cases):
-            entry = body.get(row["test_idx"])
+        for test_idx, prompt_idx, cell in _cells(eval.id, indices, test_cases):
+            entry = body.get(test_idx)
             if entry is None:
-                test_case = fastjson_value(test_cases[row["test_idx"]])
+                test_case = fastjson_value(test_cases[test_idx])
                 test_case = test_case if isinstance(test_case, dict) else {}
-                entry = body[row["test_idx"]] = {
-                    "test_idx": row["test_idx"],
+                entry = body[test_idx] = {
+                    "test_idx": test_idx,
                     "vars": test_case.get("vars") or {},
                     "description": test_case.get("description"),
                     "outputs": [None] * width,
                 }
-            if row["prompt_idx"] >= len(entry["outputs"]):
-                entry["outputs"].extend([None] * (row["prompt_idx"] + 1 - len(entry["outputs"])))
-            entry["outputs"][row["prompt_idx"]] = output_cell(row)
+            if prompt_idx >= len(entry["outputs"]):
+                entry["outputs"].extend([None] * (prompt_idx + 1 - len(entry["outputs"])))
+            entry["outputs"][prompt_idx] = cell
     return {
         "eval_id": eval.id,
         "status": effective_status(eval),
@@ -841,16 +842,15 @@ def _compare_to_base(
 def compare_rows(*, eval_ids: list[str], test_idxs: list[int]) -> dict[str, dict[int, Any]]:
     """The results of the listed tests in each eval, one query per eval (never per test).
 
-    `{eval_id: {test_idx: {"vars": …, "cells": {prompt_idx: output_cell}}}}`.
+    `{eval_id: {test_idx: {"vars": …, "cells": {prompt_idx: cell}}}}`.
     """
     rows: dict[str, dict[int, Any]] = {}
     for eval_id in eval_ids:
         tests: dict[int, Any] = {}
         test_cases: dict[int, Any] = {}
         if test_idxs:
-            for row in _result_rows(eval_id, test_idxs, test_cases):
-                entry = tests.setdefault(row["test_idx"], {"cells": {}})
-                entry["cells"][row["prompt_idx"]] = output_cell(row)
+            for test_idx, prompt_idx, cell in _cells(eval_id, test_idxs, test_cases):
+                tests.setdefault(test_idx, {"cells": {}})["cells"][prompt_idx] = cell
         for test_idx, entry in tests.items():
             test_case = fastjson_value(test_cases.get(test_idx))
             entry["vars"] = (test_case.get("vars") if isinstance(test_case, dict) else None) or {}

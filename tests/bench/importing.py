@@ -35,8 +35,8 @@ def write_export(path: Path, results: int) -> int:
 
 
 def run_import(path: Path, log_path: Path) -> tuple[float, int, float]:
-    """Seconds, peak RSS in bytes, and when the peak was reached (seconds in), of
-    `manage.py import_promptfoo PATH --new-id`.
+    """Seconds, peak RSS in bytes, when the peak was reached (seconds in) and the RSS
+    parts then (KiB), of `manage.py import_promptfoo PATH --new-id`.
 
     The peak is the child's VmHWM, read from /proc until it exits. Not ru_maxrss: a forked
     child's maximum counts the parent's pages from before exec (the bench holds ~1 GB by
@@ -51,26 +51,30 @@ def run_import(path: Path, log_path: Path) -> tuple[float, int, float]:
             cwd=REPO, env=child_env(), stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
         status = Path(f"/proc/{process.pid}/status")
-        peak_at = 0.0
+        peak_at, parts = 0.0, {}
         while process.poll() is None:
-            hwm = vm_hwm_kib(status)
-            if hwm > peak_kib:
-                peak_kib, peak_at = hwm, time.perf_counter() - started
+            fields = status_kib(status)
+            if fields.get("VmHWM", 0) > peak_kib:
+                peak_kib, peak_at = fields["VmHWM"], time.perf_counter() - started
+                parts = {k: v for k, v in fields.items() if k.startswith("Rss")}
             time.sleep(0.05)
     elapsed = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"import_promptfoo failed ({process.returncode}); see {log_path}")
-    return elapsed, peak_kib * 1024, peak_at
+    return elapsed, peak_kib * 1024, peak_at, parts
 
 
-def vm_hwm_kib(status: Path) -> int:
+def status_kib(status: Path) -> dict[str, int]:
+    """The process's VmHWM and Rss* lines (KiB): its peak, and what its memory is now."""
+    found = {}
     try:
         for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
+            if line.startswith(("VmHWM:", "RssAnon:", "RssFile:", "RssShmem:")):
+                name, value = line.split(":", 1)
+                found[name] = int(value.split()[0])
     except (OSError, ValueError):
         pass
-    return 0
+    return found
 
 
 def measure_imports(ctx: Context) -> None:
@@ -79,7 +83,7 @@ def measure_imports(ctx: Context) -> None:
         path = ctx.home / f"promptfoo-export-{count}.json"
         size = write_export(path, count)
         log(f"import: wrote {size / 1e6:,.0f} MB export of {count:,} results; importing")
-        seconds, peak, peak_at = run_import(path, ctx.home / "import.log")
+        seconds, peak, peak_at, parts = run_import(path, ctx.home / "import.log")
         path.unlink()
         peaks[count] = peak
         rate = count / seconds
@@ -91,7 +95,9 @@ def measure_imports(ctx: Context) -> None:
         ctx.add(Figure("import", f"import peak RSS, {count:,} results", peak / 2**20, "MB",
                        "≤ 300", ok=peak / 2**20 <= 300,
                        detail={"peak_reached_at_s": round(peak_at, 1),
-                               "import_s": round(seconds, 1)}))  # fmt: skip
+                               "import_s": round(seconds, 1),
+                               **{f"{k}_mb_at_peak": round(v / 1024, 1)
+                                  for k, v in parts.items()}}))  # fmt: skip
     small, large = peaks[ctx.scale.import_small], peaks[ctx.scale.import_large]
     ctx.add(Figure("import", "peak RSS, large import ÷ small import", large / small, "×",
                    "≤ 1.2 (streaming)", ok=large / small <= 1.2,
