@@ -230,17 +230,22 @@ def test_the_import_collects_less_often_and_restores_the_collector(monkeypatch):
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's page cache")
-def test_an_import_writes_with_a_smaller_page_cache_and_no_map_then_gives_them_back(
+@pytest.mark.django_db(transaction=True)  # as the command runs: temp_store is set outside one
+def test_an_import_writes_with_a_smaller_page_cache_no_map_and_temp_files_on_disk_then_gives_them_back(
     monkeypatch,
 ):
     from alchemy_site.sqlite import BULK_CACHE_KIB, CACHE_KIB, MMAP_BYTES
 
-    def pragmas() -> tuple[int, int]:
+    file, memory = 1, 2  # PRAGMA temp_store's answers
+
+    def pragmas() -> tuple[int, int, int]:
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA cache_size")
             cache = -cursor.fetchone()[0]
             cursor.execute("PRAGMA mmap_size")
-            return cache, cursor.fetchone()[0]
+            mapped = cursor.fetchone()[0]
+            cursor.execute("PRAGMA temp_store")
+            return cache, mapped, cursor.fetchone()[0]
 
     during = []
     real = import_promptfoo.import_path
@@ -248,6 +253,6 @@ def test_an_import_writes_with_a_smaller_page_cache_and_no_map_then_gives_them_b
         import_promptfoo, "import_path", lambda *a, **k: during.append(pragmas()) or real(*a, **k)
     )
     run(FIXTURE)
-    assert during == [(BULK_CACHE_KIB, 0)]
-    assert pragmas() == (CACHE_KIB, MMAP_BYTES)
+    assert during == [(BULK_CACHE_KIB, 0, file)]
+    assert pragmas() == (CACHE_KIB, MMAP_BYTES, memory)
     assert Eval.objects.filter(pk=FIXTURE_ID).exists()
