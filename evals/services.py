@@ -11,6 +11,7 @@ import json
 import math
 import secrets
 import string
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -452,28 +453,40 @@ def facts_of_row(row: EvalResult) -> tuple[int, ...]:
     return tuple(getattr(row, column) or 0 for column in FACT_COLUMNS)
 
 
+# The results table's integer columns (indices, latency) are 32-bit on PostgreSQL.
+INT_COLUMN_MAX = 2**31 - 1
+
+
 def _number(result: dict, key: str, index: int, default: float = 0.0) -> float:
     value = result.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Invalid(
-            f"results[{index}].{key} must be a finite number, got {value!r}.",
-            index=index,
-            field=key,
-        )
-    return float(value)
+    kind = type(value)  # exact types: a bool is not a number here
+    if kind is float:
+        if math.isfinite(value):
+            return value
+    elif kind is int and -_FLOAT_INT_MAX <= value <= _FLOAT_INT_MAX:
+        return float(value)
+    raise Invalid(
+        f"results[{index}].{key} must be a finite number, got {value!r}.",
+        index=index,
+        field=key,
+    )
 
 
-def _index(result: dict, key: str, index: int) -> int:
+# Integers beyond this are no float (float() would raise OverflowError).
+_FLOAT_INT_MAX = int(sys.float_info.max)
+
+
+def _index(result: dict, key: str, index: int, limit: int = INT_COLUMN_MAX) -> int:
     value = result.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise Invalid(
-            f"results[{index}].{key} must be a non-negative integer, got {value!r}.",
-            index=index,
-            field=key,
-        )
-    return value
+    if type(value) is int and 0 <= value <= limit:
+        return value
+    raise Invalid(
+        f"results[{index}].{key} must be an integer from 0 to {limit}, got {value!r}.",
+        index=index,
+        field=key,
+    )
 
 
 def _json_field(result: dict, key: str, index: int, kinds: tuple[type, ...]) -> Any:
@@ -499,6 +512,12 @@ def normalize_result(result: Any, index: int) -> dict[str, Any]:
         )
     score = _number(result, "score", index, 1.0 if success else 0.0)
     latency = _number(result, "latencyMs", index)
+    if not -INT_COLUMN_MAX <= latency <= INT_COLUMN_MAX:
+        raise Invalid(
+            f"results[{index}].latencyMs must be within ±{INT_COLUMN_MAX}, got {latency!r}.",
+            index=index,
+            field="latencyMs",
+        )
     response = _json_field(result, "response", index, (dict,))
     grading = _json_field(result, "gradingResult", index, (dict,))
     test_case = _json_field(result, "testCase", index, (dict,))
@@ -563,7 +582,7 @@ def _blob_hooks():
     except ImportError:
         return None
     needed = (
-        "externalize_results", "holds_media_marker", "save_references",
+        "externalize_results", "texts_with_media_marker", "save_references",
         "delete_references_for_eval",
     )  # fmt: skip
     if not all(hasattr(blob_services, name) for name in needed):
@@ -612,6 +631,8 @@ def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noq
         new_tests: set[int] = set()
         fresh_rows: list[tuple[dict[str, Any], list[Any]]] = []
         by_prompt: dict[int, Contribution] = {}
+        # (prompt_idx, success, failure_reason) → that prompt's part for the outcome.
+        parts: dict[tuple[int, bool, int], Contribution] = {}
         var_names = dict.fromkeys(fresh["vars"] or [])
         for row, texts in zip(rows, encoded, strict=True):
             test_idx, prompt_idx = row["test_idx"], row["prompt_idx"]
@@ -622,14 +643,18 @@ def add_results(*, eval: Eval, results: list[dict]) -> AddResultsOutcome:  # noq
             if test_idx not in known_tests:
                 new_tests.add(test_idx)
             fresh_rows.append((row, texts))
-            contribution = by_prompt.get(prompt_idx)
-            if contribution is None:
-                contribution = by_prompt[prompt_idx] = Contribution()
             success, reason = row["success"], row["failure_reason"]
+            part = parts.get((prompt_idx, success, reason))
+            if part is None:
+                contribution = by_prompt.get(prompt_idx)
+                if contribution is None:
+                    contribution = by_prompt[prompt_idx] = Contribution()
+                part = contribution.outcome(outcome_of(success, reason))
+                parts[prompt_idx, success, reason] = part
             accumulate(
-                contribution.outcome(outcome_of(success, reason)), success=success,
-                failure_reason=reason, score=row["score"], latency_ms=row["latency_ms"],
-                cost=row["cost"], facts=row["facts"], named_scores=row["named_scores"],
+                part, success=success, failure_reason=reason, score=row["score"],
+                latency_ms=row["latency_ms"], cost=row["cost"], facts=row["facts"],
+                named_scores=row["named_scores"],
             )  # fmt: skip
             vars_ = row["test_case"].get("vars")
             if isinstance(vars_, dict):
@@ -719,13 +744,11 @@ def _externalize_media(
     """Move media in the batch to blobs; the rows (and their JSON) then hold blob URIs.
 
     Only results whose encoded JSON shows a media marker are handed to the blobs app,
-    which walks their strings; the rest (nearly every batch, whole) cost a substring test.
+    which walks their strings; the rest cost a share of one substring search over the
+    batch's texts (blobs.services.texts_with_media_marker).
     """
-    maybe = [
-        position
-        for position, (result, row, texts) in enumerate(zip(results, rows, encoded, strict=True))
-        if _may_hold_media(blobs, result, row, texts)
-    ]
+    texts, owners = _media_texts(results, encoded)
+    maybe = sorted({owners[i] for i in blobs.texts_with_media_marker(texts)})
     if not maybe:
         return []
     refs = blobs.externalize_results(eval_id=eval_id, results=[results[i] for i in maybe])
@@ -740,15 +763,20 @@ def _externalize_media(
     return refs
 
 
-def _may_hold_media(blobs: Any, result: dict, row: dict[str, Any], texts: list[Any]) -> bool:
-    for position in MEDIA_POSITIONS:
-        text = texts[position]
-        if text is not None and blobs.holds_media_marker(text):
-            return True
-    output = result.get("output")  # promptfoo's older results put it at the top level
-    if output is None:
-        return False
-    return blobs.holds_media_marker(output if isinstance(output, str) else fastjson.dumps(output))
+def _media_texts(results: list[dict], encoded: list[list[Any]]) -> tuple[list[str], list[int]]:
+    """The batch's texts that can hold media, and the position of the result each is from."""
+    texts: list[str] = []
+    owners: list[int] = []
+    for position, (result, columns) in enumerate(zip(results, encoded, strict=True)):
+        for column in MEDIA_POSITIONS:
+            if (text := columns[column]) is not None:
+                texts.append(text)
+                owners.append(position)
+        output = result.get("output")  # promptfoo's older results put it at the top level
+        if output is not None:
+            texts.append(output if isinstance(output, str) else fastjson.dumps(output))
+            owners.append(position)
+    return texts, owners
 
 
 def _insert_results(

@@ -8,7 +8,12 @@ from django.conf import settings
 
 from alchemy_site.errors import TooLarge
 from blobs.models import Blob, BlobReference
-from blobs.services import externalize_results, inline_blobs, save_references
+from blobs.services import (
+    externalize_results,
+    inline_blobs,
+    save_references,
+    texts_with_media_marker,
+)
 from tests.blobs.conftest import data_url, payload
 
 pytestmark = pytest.mark.django_db
@@ -164,3 +169,20 @@ def test_inline_blobs_restores_the_original_data(an_eval):
 
     assert restored == original
     assert result["response"]["output"].startswith("promptfoo://blob/")
+
+
+def test_the_write_paths_batch_check_finds_each_text_holding_a_media_marker():
+    texts = [
+        "plain",
+        "see data:image/png;base64,AAAA",
+        '{"audio": {"data": "…"}}',
+        "nothing here",
+        "promptfoo://blob/" + "a" * 64,
+        "base64, twice: base64,",
+    ]
+    assert texts_with_media_marker(texts) == {1, 2, 4, 5}
+
+
+def test_no_marker_is_made_of_one_texts_end_and_the_next_ones_start():
+    assert texts_with_media_marker(['{"da', 'ta"}', "base", "64,"]) == set()
+    assert texts_with_media_marker([]) == set()

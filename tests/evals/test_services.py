@@ -141,10 +141,16 @@ def test_a_bad_result_names_its_index_and_field_and_nothing_is_stored():
     ("field", "value"),
     [
         ("testIdx", -1),
+        ("testIdx", 2**31),  # beyond the 32-bit column
         ("promptIdx", "0"),
+        ("promptIdx", True),
         ("success", "yes"),
         ("failureReason", 7),
         ("response", []),
+        ("score", 10**400),  # no float holds it
+        ("score", float("inf")),
+        ("cost", False),
+        ("latencyMs", 2**31),
     ],
 )
 def test_each_malformed_field_is_reported(field, value):
