@@ -64,6 +64,17 @@ def test_a_bad_result_is_422_naming_index_and_field_and_stores_nothing(api_clien
     assert not EvalResult.objects.exists()
 
 
+@pytest.mark.parametrize(("field", "value"), [("score", 10**400), ("latencyMs", 2**31)])
+def test_a_number_no_column_can_hold_is_422_not_a_server_error(api_client, field, value):
+    make_eval(id=COLON_ID)
+    batch = grid(1)
+    batch[1][field] = value
+    response = post(api_client, url("add_results", eval_id=COLON_ID), batch)
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert response.json()["index"] == 1 and response.json()["field"] == field
+    assert not EvalResult.objects.exists()
+
+
 def test_a_batch_over_the_limit_is_413(api_client, settings):
     settings.RESULTS_BATCH_LIMIT = 2
     make_eval(id=COLON_ID)
