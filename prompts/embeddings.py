@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from django.db import transaction
@@ -146,14 +146,18 @@ def from_bytes(raw: bytes | memoryview) -> np.ndarray:
     return np.frombuffer(bytes(raw), dtype="<f4")
 
 
-def parse_vector(values: list[float], *, model: str) -> np.ndarray:
-    """A client vector as float32, checked finite, non-empty and of the model's dimensions."""
+def parse_vector(values: list[float], *, model: str, dimensions: Any = ...) -> np.ndarray:
+    """A client vector as float32, checked finite, non-empty and of the model's dimensions.
+
+    `dimensions` is the model's (`space_dimensions`, None for a new space) when the caller
+    has looked it up already; otherwise it is looked up here.
+    """
     vector = np.asarray(values, dtype=np.float32)
     if vector.ndim != 1 or vector.size == 0:
         raise Invalid("An embedding must be a non-empty list of numbers.")
     if not np.all(np.isfinite(vector)):
         raise Invalid("An embedding may not contain NaN or infinity.")
-    expected = space_dimensions(model)
+    expected = space_dimensions(model) if dimensions is ... else dimensions
     if expected is not None and expected != vector.size:
         raise Invalid(
             f"Embedding model {model!r} has {expected} dimensions; got a vector of {vector.size}.",

@@ -7,11 +7,13 @@ its rows are written — the API, the admin, the pages and the commands call the
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -23,6 +25,7 @@ from prompts.embeddings import (
     is_local_embedder,
     mark_changed,
     parse_vector,
+    space_dimensions,
     to_bytes,
     touch_space,
 )
@@ -158,6 +161,59 @@ def create_prompt(
     **fields: Any,
 ) -> Prompt:
     """Store a prompt with its hash, tags and embedding; a parent's generation_count grows."""
+    draft = _draft(
+        content=content, phase=phase, provider=provider, model=model, tags=tags,
+        parent_id=parent_id, variant_of_id=variant_of_id, vector=vector, embedder=embedder,
+        now=now, **fields,
+    )  # fmt: skip
+    with transaction.atomic():
+        return _store_drafts([draft], where=lambda index: "")[0]
+
+
+def create_prompts(*, items: list[dict[str, Any]]) -> list[Prompt]:
+    """Create several prompts all-or-nothing; an error names the failing item.
+
+    A batch costs a handful of queries whatever its size (parents, spaces and tags looked
+    up once, prompts and tag links inserted in bulk): one prompt at a time cost nine round
+    trips each, ~120 prompts/s on PostgreSQL.
+    """
+    drafts = []
+    for index, item in enumerate(items):
+        try:
+            drafts.append(_draft(**item))
+        except Invalid as exc:
+            raise Invalid(f"item {index}: {exc.message}", **exc.details) from None
+    with transaction.atomic():
+        return _store_drafts(drafts, where=lambda index: f"item {index}: ")
+
+
+@dataclass
+class _Draft:
+    """A validated, unsaved prompt and what is stored with it."""
+
+    prompt: Prompt
+    tags: list[str]
+    parent_id: Any
+    variant_of_id: Any
+    vector: Vector | None
+    embedder: str | None
+
+
+def _draft(
+    *,
+    content: str,
+    phase: str,
+    provider: str,
+    model: str,
+    tags: Iterable[str] | str | None = None,
+    parent_id: Any = None,
+    variant_of_id: Any = None,
+    vector: Vector | None = None,
+    embedder: str | None = None,
+    now: datetime.datetime | None = None,
+    **fields: Any,
+) -> _Draft:
+    """Check one prompt's own values (nothing that needs the database) and build it."""
     if not content or not content.strip():
         raise Invalid("content must not be empty.")
     unknown = set(fields) - set(EDITABLE_FIELDS)
@@ -166,37 +222,124 @@ def create_prompt(
     values = {"phase": phase, "provider": provider, "model": model, **fields}
     _check_choices(values)
     when = now or timezone.now()
-    with transaction.atomic():
-        parent = _resolve(parent_id, "parent")
-        variant_of = _resolve(variant_of_id, "variant_of")
-        prompt = Prompt(
-            content=content,
-            content_hash=content_hash(content),
-            parent=parent,
-            variant_of=variant_of,
-            created_at=when,
-            updated_at=when,
-            **values,
-        )
-        prompt.relevance_score = lifecycle.relevance(prompt, now=when)
-        _apply_embedding(prompt, vector=vector, embedder=embedder)
-        prompt.save(force_insert=True)
-        set_tags(prompt, normalise_tags(tags))
-        if parent is not None:
-            Prompt.objects.filter(pk=parent.pk).update(generation_count=F("generation_count") + 1)
-    return prompt
+    prompt = Prompt(
+        content=content, content_hash=content_hash(content), created_at=when, updated_at=when,
+        **values,
+    )  # fmt: skip
+    prompt.relevance_score = lifecycle.relevance(prompt, now=when)
+    return _Draft(prompt, normalise_tags(tags), parent_id, variant_of_id, vector, embedder)
 
 
-def create_prompts(*, items: list[dict[str, Any]]) -> list[Prompt]:
-    """Create several prompts all-or-nothing; an error names the failing item."""
-    created: list[Prompt] = []
-    with transaction.atomic():
-        for index, item in enumerate(items):
-            try:
-                created.append(create_prompt(**item))
-            except Invalid as exc:
-                raise Invalid(f"item {index}: {exc.message}", **exc.details) from None
-    return created
+def _store_drafts(drafts: list[_Draft], *, where: Callable[[int], str]) -> list[Prompt]:
+    """Resolve links, embed, insert and tag the drafts; call inside a transaction."""
+    if not drafts:
+        return []
+    linked = _resolve_all(
+        [
+            (index, prompt_id, what)
+            for index, draft in enumerate(drafts)
+            for prompt_id, what in (
+                (draft.parent_id, "parent"),
+                (draft.variant_of_id, "variant_of"),
+            )
+        ],
+        where=where,
+    )
+    for index, draft in enumerate(drafts):
+        draft.prompt.parent = linked.get((index, "parent"))
+        draft.prompt.variant_of = linked.get((index, "variant_of"))
+    _embed_all(drafts, where=where)
+    prompts = [draft.prompt for draft in drafts]
+    Prompt.objects.bulk_create(prompts)
+    _tag_all(prompts, [draft.tags for draft in drafts])
+    children = Counter(p.parent_id for p in prompts if p.parent_id is not None)
+    for parent_pk, count in children.items():
+        Prompt.objects.filter(pk=parent_pk).update(generation_count=F("generation_count") + count)
+    return prompts
+
+
+def _resolve_all(
+    wanted: list[tuple[int, Any, str]], *, where: Callable[[int], str]
+) -> dict[tuple[int, str], Prompt]:
+    """The prompts that (item index, link name) pairs name, in one query."""
+    keys: dict[tuple[int, str], tuple[Any, Any]] = {}  # → (as given, as a primary key)
+    for index, prompt_id, what in wanted:
+        if prompt_id in (None, ""):
+            continue
+        try:
+            keys[index, what] = prompt_id, Prompt._meta.pk.to_python(prompt_id)
+        except (ValidationError, ValueError, TypeError):
+            raise Invalid(f"{where(index)}{what} {prompt_id} does not exist.") from None
+    found = Prompt.objects.in_bulk({pk for _, pk in keys.values()}) if keys else {}
+    linked = {}
+    for (index, what), (prompt_id, pk) in keys.items():
+        if pk not in found:
+            raise Invalid(f"{where(index)}{what} {prompt_id} does not exist.")
+        linked[index, what] = found[pk]
+    return linked
+
+
+def _embed_all(drafts: list[_Draft], *, where: Callable[[int], str]) -> None:
+    """Client vectors checked against their space, the rest embedded per local embedder;
+    each space touched once (its version moves once per batch, not once per prompt)."""
+    spaces: dict[str, tuple[int, int]] = {}  # model → (dimensions, first item with it)
+    local: dict[str | None, list[int]] = {}
+    known: dict[str, int | None] = {}
+    for index, draft in enumerate(drafts):
+        prompt, vector = draft.prompt, draft.vector
+        if vector is None:
+            local.setdefault(draft.embedder, []).append(index)
+            continue
+        if vector.model not in known:
+            known[vector.model] = space_dimensions(vector.model)
+        try:
+            values = parse_vector(vector.values, model=vector.model, dimensions=known[vector.model])
+        except Invalid as exc:
+            raise Invalid(f"{where(index)}{exc.message}", **exc.details) from None
+        prompt.embedding = to_bytes(values)
+        prompt.embedding_model, prompt.embedding_provider = vector.model, vector.provider
+        prompt.dimensions = int(values.size)
+    for name, indices in local.items():
+        model = get_embedder(name)
+        vectors = model.embed([drafts[i].prompt.content for i in indices])
+        for index, values in zip(indices, vectors, strict=True):
+            prompt = drafts[index].prompt
+            prompt.embedding = to_bytes(values)
+            prompt.embedding_model, prompt.embedding_provider = model.name, model.provider
+            prompt.dimensions = model.dimensions
+    for index, draft in enumerate(drafts):
+        name, dimensions = draft.prompt.embedding_model, draft.prompt.dimensions
+        first = spaces.setdefault(name, (dimensions, index))
+        if first[0] != dimensions:
+            raise Invalid(
+                f"{where(index)}Embedding model {name!r} has {first[0]} dimensions "
+                f"(item {first[1]}); got {dimensions}.",
+                expected_dimensions=first[0],
+                got_dimensions=dimensions,
+            )
+    for name, (dimensions, index) in spaces.items():
+        try:
+            touch_space(model=name, dimensions=dimensions)
+        except Invalid as exc:
+            raise Invalid(f"{where(index)}{exc.message}", **exc.details) from None
+
+
+def _tag_all(prompts: list[Prompt], names: list[list[str]]) -> None:
+    """Link each prompt to its tags (creating the missing ones) in bulk."""
+    wanted = {name for tags in names for name in tags}
+    if not wanted:
+        return
+    existing = dict(Tag.objects.filter(name__in=wanted).values_list("name", "pk"))
+    missing = [Tag(name=name) for name in sorted(wanted - set(existing))]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = dict(Tag.objects.filter(name__in=wanted).values_list("name", "pk"))
+    link = Prompt.tags.through
+    Prompt.tags.through.objects.bulk_create(
+        link(prompt_id=prompt.pk, tag_id=existing[name])
+        for prompt, tags in zip(prompts, names, strict=True)
+        for name in tags
+    )
 
 
 def update_prompt(
