@@ -74,7 +74,8 @@ def query_vector(
     if vector is not None:
         if not embedding_model:
             raise Invalid("A query vector needs embedding_model, the model that produced it.")
-        return embedding_model, parse_vector(vector, model=embedding_model)
+        # The space's size is checked against its matrix when scoring (no query here).
+        return embedding_model, parse_vector(vector, model=embedding_model, dimensions=None)
     if embedding_model and not is_local_embedder(embedding_model):
         raise Invalid(
             f"Alchemy cannot embed text with {embedding_model!r}; send the query's vector "
