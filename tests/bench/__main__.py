@@ -104,6 +104,7 @@ def run(ctx: Context, groups: set[str]) -> None:
             search.measure_text_search(ctx)
         if wanted("reads"):
             reads.measure_eval_page(ctx)
+            reads.measure_compare(ctx)
         if wanted("http"):
             reads.measure_pages_http(ctx)
         if wanted("live"):

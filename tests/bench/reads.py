@@ -149,6 +149,35 @@ def measure_stats(ctx: Context) -> None:
                        "report", detail=warm.summary()))  # fmt: skip
 
 
+def measure_compare(ctx: Context) -> None:
+    """The compare page's data: the big eval against a small one, computed and cached.
+
+    No target in the issue: reported so the cost of reading a 1M-result eval test by test
+    (selectors.test_outcomes) is on record.
+    """
+    other = services.create_eval(
+        config={}, prompts=prompt_specs(), description="bench compare", author="bench"
+    )
+    for batch in result_batches(2_000, seed=21):
+        services.add_results(eval=other, results=batch)
+    ids = [ctx.big_eval_id, other.id]
+
+    def call() -> None:
+        selectors.compare_evals(eval_ids=ids)
+
+    def forget_outcomes() -> None:
+        with selectors._OUTCOMES_LOCK:
+            selectors._OUTCOMES.clear()
+
+    cold = repeat(call, budget=ctx.scale.budget_seconds, least=3, setup=forget_outcomes)
+    ctx.add(Figure("compare", "compare big eval with a 2,000-test eval", cold.median_ms,
+                   "ms median", "report",
+                   detail={**cold.summary(), "outcome cache": "emptied before each call"}))  # fmt: skip
+    warm = repeat(call, budget=ctx.scale.budget_seconds)
+    ctx.add(Figure("compare", "compare big eval with a 2,000-test eval (cached)",
+                   warm.median_ms, "ms median", "report", detail=warm.summary()))  # fmt: skip
+
+
 def measure_eval_page(ctx: Context) -> None:
     """The eval page's HTML through Django's full stack in-process (middleware, templates)."""
     client = Client()
