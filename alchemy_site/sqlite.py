@@ -52,13 +52,14 @@ def bulk_write_pragmas(connection) -> Iterator[None]:
     segments of the whole file: into a database that already held 1.1M results, the
     1M-result import peaked at 374 MB with the 256 MiB map.
 
-    An import is one transaction and each add_results batch inside it a savepoint, whose
+    An import is one transaction. Its add_results batches each were a savepoint, whose
     sub-journal keeps the first-touched content of every page the batch changes that was
-    there before it. With temp_store=MEMORY that journal is process memory: a batch that
-    triggers a search-index merge rewrites old segments, and the 1M-result import into
-    the full bench database peaked at 348 MB against 194 MB for 100k. temp_store=FILE
-    spills it to a temporary file past 64 KiB (a scratch test rewriting 200 MB of
-    existing pages in one savepoint: 237 MB peak in memory, 33 MB spilled).
+    there before it; with temp_store=MEMORY that journal was process memory, and a batch
+    that triggered a search-index merge took the 1M-result import in the full bench to
+    348 MB against 194 MB for 100k. add_results now takes no savepoint inside a caller's
+    transaction; temp_store=FILE still keeps whatever temporary storage a bulk write
+    needs (sorts, a sub-journal) out of the process, spilled to a file past 64 KiB (a
+    scratch savepoint rewriting 200 MB of pages: 237 MB peak in memory, 33 MB spilled).
     """
     if connection.vendor != "sqlite":
         yield

@@ -256,3 +256,20 @@ def test_an_import_writes_with_a_smaller_page_cache_no_map_and_temp_files_on_dis
     assert during == [(BULK_CACHE_KIB, 0, file)]
     assert pragmas() == (CACHE_KIB, MMAP_BYTES, memory)
     assert Eval.objects.filter(pk=FIXTURE_ID).exists()
+
+
+def test_an_imports_batches_write_without_savepoints_of_their_own(settings):
+    from django.test.utils import CaptureQueriesContext
+
+    def savepoints(batch_limit: int) -> int:
+        settings.RESULTS_BATCH_LIMIT = batch_limit
+        before = EvalResult.objects.count()
+        with CaptureQueriesContext(connection) as queries:
+            run(FIXTURE, "--new-id")
+        assert EvalResult.objects.count() == before + 4
+        return sum(q["sql"].startswith("SAVEPOINT") for q in queries)
+
+    # Four results in one batch or in four: the same savepoints (the command's, creating
+    # and completing the eval), none per batch. A batch's savepoint had a sub-journal that
+    # copied every page the batch changed.
+    assert savepoints(1) == savepoints(1000)

@@ -109,6 +109,9 @@ def test_a_sparse_resumed_batch_skips_exactly_the_stored_pairs():
     assert eval_.test_count == 4
 
 
+# As the API and the evaluator call it: outermost, its own transaction (inside a caller's,
+# add_results takes no savepoint and the caller's transaction fails as a whole).
+@pytest.mark.django_db(transaction=True)
 def test_a_crash_after_the_insert_leaves_no_rows_no_index_and_the_old_aggregates(monkeypatch):
     eval_ = make_eval()
     services.add_results(eval=eval_, results=grid(2))
