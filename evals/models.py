@@ -275,3 +275,20 @@ class EvalPromptStats(models.Model):
 
     def __str__(self) -> str:
         return f"stats {self.eval_id}[{self.prompt_idx}]"
+
+
+class EvalOutcomes(models.Model):
+    """A snapshot of an eval test by test, for comparing evals (evals.outcomes).
+
+    Arrays as little-endian bytes: test indices (int64), whether every prompt passed
+    (bool), the mean score (float64). `version` is the eval's version it was taken at.
+    """
+
+    eval = models.OneToOneField(Eval, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    version = models.CharField(max_length=200)
+    tests = models.BinaryField()
+    passed = models.BinaryField()
+    score = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"outcomes {self.eval_id}"

@@ -23,11 +23,8 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
-    Avg,
     BooleanField,
     Count,
-    IntegerField,
-    Min,
     OuterRef,
     Prefetch,
     Q,
@@ -36,11 +33,12 @@ from django.db.models import (
     Sum,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from alchemy_site import fastjson
 from alchemy_site.errors import Invalid, NotFound
+from evals import outcomes
 from evals.facts import FACT_COLUMNS
 from evals.filters import TABLE, build_filter, is_unfiltered, json_number, parse_filters
 from evals.models import (
@@ -53,6 +51,7 @@ from evals.models import (
     FailureReason,
     PromptText,
 )
+from evals.outcomes import TestOutcomes
 from evals.services import effective_status
 
 MAX_PAGE = 500
@@ -673,18 +672,8 @@ def table_page(
 MAX_COMPARED = 6
 
 
-@dataclass(frozen=True)
-class TestOutcomes:
-    """One eval, test by test: whether every prompt passed, and the mean score."""
-
-    tests: np.ndarray  # test indices, ascending (int64)
-    passed: np.ndarray  # bool
-    score: np.ndarray  # float64
-
-
-# Reading an eval test by test walks all of its results (about a second per million), and
-# the outcomes change only with the eval: kept per eval version, for the few evals people
-# compare at once (a 250,000-test eval holds ~4 MB).
+# The few evals people compare at once, kept in each process (a 250,000-test eval holds
+# ~4 MB) per eval version; behind it, the snapshot stored when an eval completes.
 _OUTCOMES: OrderedDict[tuple, TestOutcomes] = OrderedDict()
 OUTCOMES_CACHE_SIZE = 8
 _OUTCOMES_LOCK = threading.Lock()
@@ -695,45 +684,27 @@ def test_outcomes(eval_: Eval) -> TestOutcomes:
         connection.alias,
         connection.settings_dict.get("NAME"),
         eval_.id,
-        str(eval_.last_written_at),
-        str(eval_.updated_at),
-        eval_.test_count,
+        outcomes.version_of(eval_),
     )
     with _OUTCOMES_LOCK:
         hit = _OUTCOMES.get(key)
         if hit is not None:
             _OUTCOMES.move_to_end(key)
             return hit
-    query = (
-        EvalResult.objects.filter(eval_id=eval_.id)
-        .order_by("test_idx")
-        .values("test_idx")
-        .annotate(passed=Min(Cast("success", IntegerField())), score=Avg("score"))
-        .values_list("test_idx", "passed", "score")
-    )
-    sql, params = query.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    columns = np.array(rows, dtype=np.float64).reshape(-1, 3)
-    outcomes = TestOutcomes(
-        tests=columns[:, 0].astype(np.int64),
-        passed=columns[:, 1] > 0,
-        score=np.nan_to_num(columns[:, 2]),
-    )
+    found = outcomes.read(eval_)
     with _OUTCOMES_LOCK:
-        _OUTCOMES[key] = outcomes
+        _OUTCOMES[key] = found
         while len(_OUTCOMES) > OUTCOMES_CACHE_SIZE:
             _OUTCOMES.popitem(last=False)
-    return outcomes
+    return found
 
 
 def compare_evals(*, eval_ids: list[str], max_listed: int = 500) -> dict[str, Any]:
     """Compare evals by test index against the first: flips pass↔fail and score deltas.
 
     A test passes when every prompt's result for it passed; its score is the mean. Each
-    eval is read test by test once (then cached until it changes) into arrays that numpy
-    lines up by test index. Totals and per-prompt metrics come from the aggregate rows, in
+    eval is read test by test (evals.outcomes: a snapshot once it completed, cached in the
+    process until it changes) into arrays that numpy lines up by test index. Totals and per-prompt metrics come from the aggregate rows, in
     two queries for all the evals.
     """
     eval_ids = list(dict.fromkeys(i for i in eval_ids if i))

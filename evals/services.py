@@ -24,12 +24,13 @@ from django.utils import timezone
 
 from alchemy_site import fastjson
 from alchemy_site.errors import Conflict, Invalid, TooLarge
-from evals import search
+from evals import outcomes, search
 from evals.facts import FACT_COLUMNS, result_facts
 from evals.models import (
     Dataset,
     Eval,
     EvalDataset,
+    EvalOutcomes,
     EvalPrompt,
     EvalPromptStats,
     EvalResult,
@@ -247,7 +248,15 @@ def update_eval_header(
         setattr(eval, name, value)
     transaction.on_commit(lambda: write_signal(eval.id, now))
     _publish_after_commit(eval.id)
+    # Its snapshot test by test, so comparing it never reads its results again; after the
+    # commit, so the write lock is not held while the results are read (~1 s at 1M).
+    transaction.on_commit(lambda: _store_outcomes(eval.id))
     return eval
+
+
+def _store_outcomes(eval_id: str) -> None:
+    with transaction.atomic():
+        outcomes.store(eval_id)
 
 
 def _link_dataset(eval_: Eval, tests: list[dict] | None) -> None:
@@ -941,7 +950,15 @@ def complete_eval(
         setattr(eval, name, value)
     transaction.on_commit(lambda: write_signal(eval.id, now))
     _publish_after_commit(eval.id)
+    # Its snapshot test by test, so comparing it never reads its results again; after the
+    # commit, so the write lock is not held while the results are read (~1 s at 1M).
+    transaction.on_commit(lambda: _store_outcomes(eval.id))
     return eval
+
+
+def _store_outcomes(eval_id: str) -> None:
+    with transaction.atomic():
+        outcomes.store(eval_id)
 
 
 def effective_status(eval: Eval, now: datetime | None = None) -> str:  # noqa: A002
@@ -968,6 +985,7 @@ def delete_eval(*, eval: Eval) -> None:  # noqa: A002
         search.unindex_eval(eval_id=eval.id)
         _delete_results(eval.id)
         EvalPromptStats.objects.filter(eval_id=eval.id).delete()
+        EvalOutcomes.objects.filter(eval_id=eval.id).delete()
         EvalPrompt.objects.filter(eval_id=eval.id).delete()
         EvalDataset.objects.filter(eval_id=eval.id).delete()
         EvalTag.objects.filter(eval_id=eval.id).delete()

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from alchemy_site.errors import Invalid
 from evals import selectors, services
+from evals.models import EvalOutcomes
 from tests.evals import factories
 
 pytestmark = pytest.mark.django_db
@@ -44,8 +45,9 @@ def test_every_eval_is_compared_with_the_base_as_if_pair_by_pair():
 
 def test_each_eval_is_read_once_whatever_the_number_compared(django_assert_num_queries):
     evals = [eval_of({t: t % (k + 2) != 0 for t in range(20)}) for k in range(4)]
-    # Evals, aggregate rows, prompts: one query each; then one pass per eval.
-    with django_assert_num_queries(3 + 4):
+    # Evals, aggregate rows, prompts: one query each; then per (running) eval a look for
+    # its snapshot and one pass over its results.
+    with django_assert_num_queries(3 + 4 * 2):
         result = selectors.compare_evals(eval_ids=[e.id for e in evals])
     assert [s["result_count"] for s in result["evals"]] == [20] * 4
     assert [len(s["prompts"]) for s in result["evals"]] == [1] * 4
@@ -88,3 +90,73 @@ def test_cached_outcomes_follow_a_rating():
     row = other.results.get()
     services.rate_result(eval=other, result_id=row.pk, passed=False)
     assert selectors.compare_evals(eval_ids=ids)["comparisons"][0]["newly_failing"] == 1
+
+
+def _compared(base, other):
+    selectors._OUTCOMES.clear()  # as another process would: nothing cached in memory
+    return selectors.compare_evals(eval_ids=[base.id, other.id])["comparisons"][0]
+
+
+def completed(outcomes: dict[int, bool], capture):
+    eval_ = eval_of(outcomes)
+    with capture(execute=True):
+        services.complete_eval(eval=eval_)
+    return selectors.get_eval(eval_.id)
+
+
+def test_a_completed_eval_is_compared_from_its_snapshot_without_reading_its_results(
+    django_capture_on_commit_callbacks,
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    base = completed({0: True, 1: True, 2: False}, django_capture_on_commit_callbacks)
+    other = completed({0: False, 1: True, 2: True}, django_capture_on_commit_callbacks)
+
+    with CaptureQueriesContext(connection) as queries:
+        pair = _compared(base, other)
+
+    assert (pair["newly_failing"], pair["newly_passing"], pair["common"]) == (1, 1, 3)
+    assert not [q["sql"] for q in queries if "evals_evalresult" in q["sql"]]
+
+
+def test_a_rating_after_completion_is_compared_and_the_snapshot_taken_again(
+    django_capture_on_commit_callbacks,
+):
+    base = completed({0: True, 1: True}, django_capture_on_commit_callbacks)
+    other = completed({0: True, 1: True}, django_capture_on_commit_callbacks)
+    assert _compared(base, other)["newly_failing"] == 0
+    stored_before = EvalOutcomes.objects.get(eval_id=other.id).version
+
+    flipped = other.results.get(test_idx=1)
+    services.rate_result(eval=other, result_id=flipped.pk, passed=False)
+    other = selectors.get_eval(other.id)
+
+    assert _compared(base, other)["newly_failing"] == 1
+    assert EvalOutcomes.objects.get(eval_id=other.id).version != stored_before
+    assert _compared(base, other)["newly_failing"] == 1  # from the new snapshot
+
+
+def test_a_running_eval_is_read_from_its_results_and_leaves_no_snapshot():
+    base = eval_of({0: True})
+    other = eval_of({0: False})
+    assert _compared(base, other)["newly_failing"] == 1
+    assert not EvalOutcomes.objects.exists()
+
+
+def test_deleting_an_eval_deletes_its_snapshot(django_capture_on_commit_callbacks):
+    eval_ = completed({0: True}, django_capture_on_commit_callbacks)
+    assert EvalOutcomes.objects.filter(eval_id=eval_.id).exists()
+    services.delete_eval(eval=eval_)
+    assert not EvalOutcomes.objects.exists()
+
+
+def test_results_read_in_chunks_line_up_as_read_at_once(monkeypatch):
+    from evals import outcomes
+
+    base = eval_of({t: True for t in range(7)})
+    other = eval_of({t: t % 3 != 0 for t in range(7)})
+    whole = _compared(base, other)
+    monkeypatch.setattr(outcomes, "FETCH_CHUNK", 2)
+    assert _compared(base, other) == whole
+    assert whole["newly_failing"] == 3  # tests 0, 3 and 6
