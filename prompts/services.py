@@ -113,19 +113,7 @@ def _check_choices(values: dict[str, Any]) -> None:
 
 def _apply_embedding(prompt: Prompt, *, vector: Vector | None, embedder: str | None) -> None:
     """Set the prompt's embedding from a client vector, or compute it locally."""
-    if vector is not None:
-        values = parse_vector(vector.values, model=vector.model)
-        prompt.embedding = to_bytes(values)
-        prompt.embedding_model = vector.model
-        prompt.embedding_provider = vector.provider
-        prompt.dimensions = int(values.size)
-    else:
-        model = get_embedder(embedder)
-        prompt.embedding = to_bytes(model.embed([prompt.content])[0])
-        prompt.embedding_model = model.name
-        prompt.embedding_provider = model.provider
-        prompt.dimensions = model.dimensions
-    touch_space(model=prompt.embedding_model, dimensions=prompt.dimensions)
+    _embed_all([_Draft(prompt, [], None, None, vector, embedder)], where=lambda index: "")
 
 
 def _clear_embedding(prompt: Prompt) -> None:
@@ -138,12 +126,7 @@ def _clear_embedding(prompt: Prompt) -> None:
 
 
 def _resolve(prompt_id: Any, what: str) -> Prompt | None:
-    if prompt_id in (None, ""):
-        return None
-    try:
-        return Prompt.objects.get(pk=prompt_id)
-    except (Prompt.DoesNotExist, ValueError, TypeError):
-        raise Invalid(f"{what} {prompt_id} does not exist.") from None
+    return _resolve_all([(0, prompt_id, what)], where=lambda index: "").get((0, what))
 
 
 def create_prompt(

@@ -82,3 +82,11 @@ def test_one_prompt_alone_reports_its_error_without_an_item_number():
     with pytest.raises(Invalid) as caught:
         services.create_prompt(**item(0, parent_id="not-a-uuid"))
     assert caught.value.message == "parent not-a-uuid does not exist."
+
+
+@pytest.mark.parametrize("bad", ["not-a-uuid", "00000000-0000-0000-0000-000000000000"])
+def test_an_update_to_a_parent_that_does_not_exist_is_refused_by_name(bad):
+    prompt = PromptFactory()
+    with pytest.raises(Invalid) as caught:
+        services.update_prompt(prompt=prompt, parent_id=bad)
+    assert caught.value.message == f"parent {bad} does not exist."
