@@ -248,15 +248,7 @@ def update_eval_header(
         setattr(eval, name, value)
     transaction.on_commit(lambda: write_signal(eval.id, now))
     _publish_after_commit(eval.id)
-    # Its snapshot test by test, so comparing it never reads its results again; after the
-    # commit, so the write lock is not held while the results are read (~1 s at 1M).
-    transaction.on_commit(lambda: _store_outcomes(eval.id))
     return eval
-
-
-def _store_outcomes(eval_id: str) -> None:
-    with transaction.atomic():
-        outcomes.store(eval_id)
 
 
 def _link_dataset(eval_: Eval, tests: list[dict] | None) -> None:

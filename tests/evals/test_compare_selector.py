@@ -144,6 +144,41 @@ def test_a_running_eval_is_read_from_its_results_and_leaves_no_snapshot():
     assert not EvalOutcomes.objects.exists()
 
 
+def test_a_running_eval_s_header_update_takes_no_snapshot(django_capture_on_commit_callbacks):
+    eval_ = eval_of({0: True})
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.update_eval_header(eval=eval_, config={"description": "later"})
+    assert callbacks  # the header's own after-commit work ran
+    assert not EvalOutcomes.objects.exists()
+
+
+def test_an_import_takes_its_snapshot_once(
+    django_capture_on_commit_callbacks, monkeypatch, tmp_path
+):
+    import json
+
+    from evals import importers, outcomes
+
+    taken = []
+    store = outcomes.store
+    monkeypatch.setattr(outcomes, "store", lambda eval_id: taken.append(store(eval_id)))
+    export = {
+        "evalId": "eval-snap-2025-01-01T00:00:00",
+        "results": {
+            "version": 3,
+            "results": [factories.result(0, 0), factories.result(1, 0, success=False)],
+        },
+        "config": {"description": "imported"},
+    }
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export))
+    with django_capture_on_commit_callbacks(execute=True):
+        importers.import_json(path)
+
+    assert len(taken) == 1
+    assert EvalOutcomes.objects.filter(eval_id=export["evalId"]).exists()
+
+
 def test_deleting_an_eval_deletes_its_snapshot(django_capture_on_commit_callbacks):
     eval_ = completed({0: True}, django_capture_on_commit_callbacks)
     assert EvalOutcomes.objects.filter(eval_id=eval_.id).exists()
