@@ -12,11 +12,13 @@ from typing import Any
 import httpx
 from django.db import connection
 
-from evals import services
+from evals import search, services
 from evals.models import EvalResult
 from tests.bench.common import Context, Figure, log, prompt_specs, result_batches
 
 BASELINE_TABLE = "bench_baseline_result"
+BASELINE_SEARCH = "bench_baseline_search"
+BASELINE_FTS = "bench_baseline_fts"
 TABLE = EvalResult._meta.db_table
 
 
@@ -32,15 +34,17 @@ class Baseline:
     encoded before timing: the baseline is the database's own cost, nothing else.
     """
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, *, text_index: bool = False) -> None:
         self.vendor = ctx.vendor
         self.rows = 0
+        self.text_index = text_index
         if self.vendor == "sqlite":
-            self.conn: Any = sqlite3.connect(ctx.home / "baseline.db", isolation_level=None)
+            name = "baseline-text-index.db" if text_index else "baseline.db"
+            self.conn: Any = sqlite3.connect(ctx.home / name, isolation_level=None)
             for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536",
                            "temp_store=MEMORY", "mmap_size=268435456"):  # fmt: skip
                 self.conn.execute(f"PRAGMA {pragma}")
-            for ddl in sqlite_ddl():
+            for ddl in sqlite_ddl() + (sqlite_text_index_ddl() if text_index else []):
                 self.conn.execute(ddl)
             self.placeholder = "?"
         else:
@@ -59,7 +63,16 @@ class Baseline:
         t0 = time.perf_counter()
         if self.vendor == "sqlite":
             self.conn.execute("BEGIN IMMEDIATE")
+            if self.text_index:  # as evals.search keeps it: one statement per batch
+                last = self.conn.execute(f"SELECT coalesce(max(id), 0) FROM {BASELINE_TABLE}")
+                after = last.fetchone()[0]
             self.conn.executemany(self.sql, rows)
+            if self.text_index:
+                self.conn.execute(
+                    f"INSERT INTO {BASELINE_FTS}(rowid, body) SELECT id, body "
+                    f"FROM {BASELINE_SEARCH} WHERE id > ?",
+                    [after],
+                )
             self.conn.execute("COMMIT")
         else:
             with self.conn.transaction(), self.conn.cursor() as cursor:
@@ -94,6 +107,28 @@ def sqlite_ddl() -> list[str]:
         sql = re.sub(r"REFERENCES \"[a-z_]+\" \(\"id\"\)( DEFERRABLE INITIALLY DEFERRED)?", "", sql)
         ddl.append(sql)
     return ddl
+
+
+def sqlite_text_index_ddl() -> list[str]:
+    """The app's FTS5 text index (evals.search) over the baseline table: its view, its
+    table as migrated (tokenizer, detail) and its settings (automerge)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sql FROM sqlite_master WHERE name = %s", [search.FTS_TABLE])
+        fts = cursor.fetchone()[0]
+        cursor.execute(f"SELECT k, v FROM {search.FTS_TABLE}_config WHERE k != 'version'")
+        config = cursor.fetchall()
+    fts = fts.replace(search.FTS_TABLE, BASELINE_FTS, 1).replace(
+        search.SEARCH_VIEW, BASELINE_SEARCH
+    )
+    return [
+        f"CREATE VIEW {BASELINE_SEARCH} AS SELECT id, "
+        f"{search.body_sql('sqlite', BASELINE_TABLE)} AS body FROM {BASELINE_TABLE}",
+        fts,
+        *(
+            f"INSERT INTO {BASELINE_FTS}({BASELINE_FTS}, rank) VALUES ('{k}', {int(v)})"
+            for k, v in config
+        ),
+    ]
 
 
 def sqlite_size(conn: Any, wanted: Callable[[str], bool]) -> int:
@@ -144,7 +179,14 @@ def new_eval(description: str) -> str:
 
 
 def measure_add_results(ctx: Context, baseline: Baseline) -> None:
-    """Batches alternate between add_results and the baseline, so noise hits both alike."""
+    """Batches alternate between add_results and the baseline, so noise hits both alike.
+
+    On SQLite a second baseline also keeps the app's FTS5 text index in step, as
+    evals.search does; PostgreSQL's baseline has its trigram index already (its table is
+    copied with every index). That ratio is reported beside the target's.
+    """
+    text_baseline = Baseline(ctx, text_index=True) if ctx.vendor == "sqlite" else None
+    text_s = 0.0
     eval_ = services.create_eval(
         config={}, prompts=prompt_specs(), description="bench ingest", author="bench"
     )
@@ -156,6 +198,8 @@ def measure_add_results(ctx: Context, baseline: Baseline) -> None:
     for number, batch in enumerate(batches):
         rows = baseline_rows("baseline", batch, stamp)
         base_s += baseline.insert(rows)
+        if text_baseline is not None:
+            text_s += text_baseline.insert(rows)
         t0 = time.perf_counter()
         services.add_results(eval=eval_, results=batch)
         app_s += time.perf_counter() - t0
@@ -166,6 +210,11 @@ def measure_add_results(ctx: Context, baseline: Baseline) -> None:
     ctx.add(Figure("ingest", "ingest add_results (batches of 1,000)", app_rate, "results/s",
                    "≥ 0.5 × baseline", base_rate, app_rate / base_rate,
                    app_rate / base_rate >= 0.5, {"results": stored}))  # fmt: skip
+    if text_baseline is not None:
+        text_rate = text_baseline.rows / text_s
+        ctx.add(Figure("ingest", "ingest add_results vs a baseline with the FTS5 index too",
+                       app_rate, "results/s", "report", text_rate, app_rate / text_rate, None,
+                       {"results": stored}))  # fmt: skip
     app_bytes = (results_size_bytes(ctx) - size_before) / stored
     base_bytes = baseline.size_bytes() / baseline.rows
     ctx.add(Figure("ingest", "database size per result", app_bytes, "bytes/result", "report",
