@@ -4,7 +4,6 @@ output envelope (`-o FILE`), both built from the run's in-memory results."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -139,50 +138,6 @@ def write_envelope(handle: IO[str], data: dict[str, Any], fmt: str) -> None:
         json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
 
 
-class ProgressBar:
-    """done/total, pass rate, rate and ETA; redrawn in place on a terminal, else every 10%."""
-
-    WIDTH = 24
-    REDRAW_S = 0.1
-
-    def __init__(self, out: Any, *, enabled: bool = True) -> None:
-        self.out = out
-        self.enabled = enabled
-        self.tty = bool(getattr(out, "isatty", lambda: False)())
-        self.started = time.monotonic()
-        self.last_draw = 0.0
-        self.last_decile = 0
-
-    def update(self, tally: Tally) -> None:
-        if not self.enabled or tally.total == 0:
-            return
-        now = time.monotonic()
-        finished = tally.done >= tally.total
-        decile = tally.done * 10 // tally.total
-        if self.tty:
-            if not finished and now - self.last_draw < self.REDRAW_S:
-                return
-        elif decile == self.last_decile:
-            return
-        self.last_draw, self.last_decile = now, decile
-        self.out.write(
-            ("\r" if self.tty else "") + self.line(tally, now), ending="" if self.tty else "\n"
-        )
-        self.out.flush()
-
-    def line(self, tally: Tally, now: float) -> str:
-        fraction = min(tally.done / tally.total, 1.0)
-        filled = int(self.WIDTH * fraction)
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        elapsed = max(now - self.started, 1e-6)
-        rate = tally.done / elapsed
-        pass_rate = f"{tally.passes / tally.done:.0%}" if tally.done else "–"
-        eta = (tally.total - tally.done) / rate if rate > 0 else 0
-        return (
-            f"[{bar}] {tally.done}/{tally.total} {fraction:.0%} | pass {pass_rate} "
-            f"| {rate:.1f}/s | ETA {int(eta) // 60}:{int(eta) % 60:02d}"
-        )
-
-    def finish(self) -> None:
-        if self.enabled and self.tty:
-            self.out.write("")
+def tally_note(tally: Tally) -> str:
+    """The evaluator's note on the progress bar: the pass rate so far."""
+    return f"pass {tally.passes / tally.done:.0%}" if tally.done else "pass –"

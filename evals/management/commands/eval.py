@@ -12,6 +12,7 @@ from django.db import DatabaseError
 
 from alchemy_site.api import out_of_space
 from alchemy_site.errors import ServiceError
+from alchemy_site.progress import ProgressBar
 from evals import exporters
 from evals.evaluator import output
 from evals.evaluator.config import ConfigError, EvalConfig, load_config, parse_config
@@ -75,12 +76,12 @@ class Command(BaseCommand):
             eval_ = self.create(config, options)
         self.eval_ = eval_
 
-        bar = output.ProgressBar(self.stdout, enabled=self.progress_enabled)
+        bar = ProgressBar(self.stdout, enabled=self.progress_enabled)
         runner = Runner(
             config,
             eval=eval_,
             max_concurrency=options["max_concurrency"],
-            progress=bar.update,
+            progress=lambda tally: bar.update(tally.done, tally.total, output.tally_note(tally)),
             keep_results=options["no_write"],
         )
         try:

@@ -9,9 +9,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from alchemy_site.errors import ServiceError
+from alchemy_site.progress import ProgressBar
 from prompts import lifecycle, services, transfer
 from prompts.embeddings import DEFAULT_EMBEDDER, get_embedder
-from prompts.management.progress import ProgressBar
 from prompts.models import Prompt
 
 
