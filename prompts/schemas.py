@@ -113,7 +113,8 @@ class PromptOut(Schema):
 
     @staticmethod
     def resolve_tags(obj) -> list[str]:
-        return [t.name for t in obj.tags.all()]
+        names = getattr(obj, "tag_names", None)  # set by search.with_tag_names
+        return names if names is not None else [t.name for t in obj.tags.all()]
 
 
 class PromptPage(Schema):

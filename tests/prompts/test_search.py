@@ -170,3 +170,23 @@ def test_learned_ranking_prefers_prompts_whose_traits_got_good_feedback(api_clie
     response = search(api_client, query="sql helper", mode="text", rank="learned")
 
     assert response.json()["results"][0]["prompt"]["id"] == str(liked.pk)
+
+
+# The key's user, the hits, their tags; semantic: the space's version and the filter's check
+# of the best ids; hybrid: the text levels too.
+@pytest.mark.parametrize(("mode", "queries"), [("text", 3), ("semantic", 5), ("hybrid", 6)])
+def test_hits_show_their_tags_sorted_in_a_fixed_number_of_queries(
+    api_client, django_assert_num_queries, mode, queries
+):
+    for n in range(6):
+        PromptFactory(content=f"{SUMMARY} {n}", tags=["zeta", f"tag-{n}", "alpha"])
+    PromptFactory(content=f"{SUMMARY} untagged")
+    search(api_client, query=SUMMARY, mode=mode, limit=10)  # the vector index is built
+
+    with django_assert_num_queries(queries):  # as many for seven hits as for one
+        response = search(api_client, query=SUMMARY, mode=mode, limit=10)
+
+    hits = {h["prompt"]["content"]: h["prompt"]["tags"] for h in response.json()["results"]}
+    assert len(hits) == 7
+    assert hits[f"{SUMMARY} 3"] == ["alpha", "tag-3", "zeta"]
+    assert hits[f"{SUMMARY} untagged"] == []
