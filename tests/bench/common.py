@@ -103,6 +103,30 @@ def repeat(
     return Timing(samples)
 
 
+def repeat_alternately(
+    first: Callable[[], Any],
+    second: Callable[[], Any],
+    *,
+    budget: float,
+    least: int = 7,
+    most: int = 300,
+) -> tuple[Timing, Timing]:
+    """Time two calls turn about (after a warm-up of each), so a noisy spell on a shared
+    machine slows both alike: for a figure that is a ratio of the two."""
+    first()
+    second()
+    samples: tuple[list[float], list[float]] = ([], [])
+    started = time.perf_counter()
+    while len(samples[0]) < most and (
+        len(samples[0]) < least or time.perf_counter() - started < 2 * budget
+    ):
+        for call, taken in ((first, samples[0]), (second, samples[1])):
+            t0 = time.perf_counter()
+            call()
+            taken.append(time.perf_counter() - t0)
+    return Timing(samples[0]), Timing(samples[1])
+
+
 def log(message: str) -> None:
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
     sys.stderr.flush()
