@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, websockets through Channels."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -16,6 +17,11 @@ from alchemy_site.routing import websocket_urlpatterns  # noqa: E402
 from alchemy_site.startup import verify_database  # noqa: E402
 
 verify_database()
+
+# What is alive now (Django, the apps, their modules) lives as long as the server: kept
+# out of every garbage collection, a request's full collections walk only its own objects.
+# A 1,000-result POST was ~20% faster with it (`make bench`'s POST figure, this machine).
+gc.freeze()
 
 application = ProtocolTypeRouter(
     {

@@ -41,7 +41,14 @@ def test_migrate_refuses_a_damaged_database_without_a_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_a_sound_database_starts(tmp_path):
+def test_a_sound_database_starts_with_what_it_loaded_kept_out_of_collections(tmp_path):
     home = tmp_path / "home"
     assert manage("migrate", "--no-input", home=home).returncode == 0
-    run_django("import alchemy_site.asgi", home)
+    started = run_django(
+        "import gc\nbefore = gc.get_freeze_count()\nimport alchemy_site.asgi\n"
+        "print(before, gc.get_freeze_count())",
+        home,
+    )
+    before, after = map(int, started.stdout.split())
+    assert before == 0
+    assert after > 10_000  # Django and the apps' objects
