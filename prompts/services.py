@@ -234,7 +234,7 @@ def _store_drafts(drafts: list[_Draft], *, where: Callable[[int], str]) -> list[
     _embed_all(drafts, where=where)
     prompts = [draft.prompt for draft in drafts]
     Prompt.objects.bulk_create(prompts)
-    _tag_all(prompts, [draft.tags for draft in drafts])
+    tag_all(prompts, [draft.tags for draft in drafts])
     children = Counter(p.parent_id for p in prompts if p.parent_id is not None)
     for parent_pk, count in children.items():
         Prompt.objects.filter(pk=parent_pk).update(generation_count=F("generation_count") + count)
@@ -307,8 +307,11 @@ def _embed_all(drafts: list[_Draft], *, where: Callable[[int], str]) -> None:
             raise Invalid(f"{where(index)}{exc.message}", **exc.details) from None
 
 
-def _tag_all(prompts: list[Prompt], names: list[list[str]]) -> None:
-    """Link each prompt to its tags (creating the missing ones) in bulk."""
+def tag_all(prompts: list[Prompt], names: list[list[str]]) -> None:
+    """Link each new prompt to its tags (creating the missing ones) in bulk.
+
+    For prompts with no tags yet (just created); each list names a tag once.
+    """
     wanted = {name for tags in names for name in tags}
     if not wanted:
         return

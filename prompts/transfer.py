@@ -32,7 +32,7 @@ from prompts.models import (
     Prompt,
     UserFeedback,
 )
-from prompts.services import set_tags
+from prompts.services import set_tags, tag_all
 
 FORMAT = "alchemy-prompts"
 VERSION = 1
@@ -227,18 +227,12 @@ def _build(record: Record) -> tuple[models.Model, list[str] | None]:
         values[attname] = value
     obj = model(**values)
     try:
-        # Field types, choices and the CHECK constraints, before anything is written.
+        # Field types and choices, before anything is written. The CHECK constraints are
+        # the database's to enforce (a query per constraint per row here made an import
+        # ~30 queries a prompt); when it refuses one, _violation names the record.
         obj.clean_fields(exclude=[f.name for f in _fields(model) if f.is_relation])
-        for constraint in model._meta.constraints:
-            # Uniqueness is a conflict, decided later by --on-conflict.
-            if isinstance(constraint, models.CheckConstraint):
-                constraint.validate(model, obj)
     except ValidationError as exc:
-        if hasattr(exc, "error_dict"):
-            detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
-        else:
-            detail = " ".join(exc.messages)
-        raise Invalid(f"{record.where}: {detail}") from None
+        raise Invalid(f"{record.where}: {_detail(exc)}") from None
     if tags is not None and (
         not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
     ):
@@ -291,8 +285,32 @@ def import_records(
             if dry_run:
                 transaction.set_rollback(True)
     except IntegrityError as exc:
+        violation = _violation(built)
+        if violation is not None:
+            raise Invalid(f"{violation} Nothing was written.") from None
         raise Invalid(f"The database refused the import, nothing was written: {exc}") from None
     return report
+
+
+def _violation(built) -> str | None:
+    """The first record that breaks one of its table's CHECK constraints, and how."""
+    for items in built.values():
+        for record, obj, _ in items:
+            model = type(obj)
+            for constraint in model._meta.constraints:
+                # Uniqueness is a conflict, decided by --on-conflict.
+                if isinstance(constraint, models.CheckConstraint):
+                    try:
+                        constraint.validate(model, obj)
+                    except ValidationError as exc:
+                        return f"{record.where}: {_detail(exc)}"
+    return None
+
+
+def _detail(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+    return " ".join(exc.messages)
 
 
 def _check_references(built) -> None:
@@ -340,9 +358,13 @@ def _write_table(table, items, *, on_conflict: OnConflict, report: ImportReport)
         updated += 1
     model.objects.bulk_create(new_objs, batch_size=500)
     created = len(new_objs)
-    for obj, tags in zip(new_objs, new_tags, strict=True):
-        if tags:
-            set_tags(obj, tags)
+    tagged = [
+        (obj, list(dict.fromkeys(tags)))
+        for obj, tags in zip(new_objs, new_tags, strict=True)
+        if tags
+    ]
+    if tagged:
+        tag_all([obj for obj, _ in tagged], [tags for _, tags in tagged])
     report.created[table] = created
     report.updated[table] = updated
     report.skipped[table] = skipped

@@ -165,3 +165,59 @@ def test_export_since_keeps_only_recent_prompts(tmp_path: Path):
 
     document = json.loads(out.getvalue())
     assert [row["id"] for row in document["tables"]["prompts"]] == [str(recent.pk)]
+
+
+def _tagged_export(tmp_path: Path, count: int) -> Path:
+    """An export of `count` prompts, each tagged "shared" and its own tag, then wiped; as
+    a hand-edited file may, each names "shared" twice."""
+    for n in range(count):
+        PromptFactory(content=f"tagged {n}", tags=["shared", f"own-{n}"])
+    path = tmp_path / f"tagged-{count}.jsonl"
+    call_command("prompts", "export", "--format", "jsonl", "-o", str(path), stdout=StringIO())
+    wipe()
+    lines = []
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if record.get("table") == "prompts":
+            record["row"]["tags"] = [*record["row"]["tags"], "shared"]
+        lines.append(json.dumps(record))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_tags_of_imported_prompts_are_written_in_bulk(tmp_path: Path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    wipe()  # the seeded model prices too: only prompts and tags are exported
+    counts = []
+    for count in (2, 30):
+        path = _tagged_export(tmp_path, count)
+        with CaptureQueriesContext(connection) as queries:
+            call_command("prompts", "import", str(path), stdout=StringIO())
+        counts.append(len(queries))
+        tags = sorted(Prompt.tags.through.objects.values_list("prompt__content", "tag__name"))
+        assert len(tags) == 2 * count  # "shared" linked once
+        assert ("tagged 1", "own-1") in tags
+        assert ("tagged 1", "shared") in tags
+        wipe()
+
+    assert counts[0] == counts[1]
+
+
+def test_a_row_the_database_refuses_is_named_by_line_and_nothing_is_written(tmp_path: Path):
+    for n in range(3):
+        PromptFactory(content=f"prompt {n}")
+    path = tmp_path / "registry.jsonl"
+    call_command("prompts", "export", "--format", "jsonl", "-o", str(path), stdout=StringIO())
+    wipe()
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[2])
+    record["row"]["relevance_score"] = 1.5  # a CHECK constraint's, not a field's, to refuse
+    lines[2] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+
+    with pytest.raises(CommandError, match=r"line 3: .*prompt_relevance_0_1.*Nothing was written"):
+        call_command("prompts", "import", str(path), stdout=StringIO())
+
+    assert Prompt.objects.count() == 0
