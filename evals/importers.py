@@ -654,7 +654,8 @@ class _Writer:
             Eval.objects.filter(pk=self.eval_id).update(
                 legacy_results=header.legacy, version=header.version
             )
-        services.complete_eval(eval=self.eval_, status="complete")
+        # No outcomes snapshot: it would be the import's peak memory (complete_eval).
+        services.complete_eval(eval=self.eval_, status="complete", snapshot=False)
         return Imported(eval_id=self.eval_id, results=self.stored, skipped=self.skipped)
 
 

@@ -920,8 +920,15 @@ def complete_eval(
     eval: Eval,
     status: str = EvalStatus.COMPLETE,
     duration_ms: int | None = None,  # noqa: A002
+    snapshot: bool = True,
 ) -> Eval:
-    """Set the final status (complete, failed or interrupted) and the duration."""
+    """Set the final status (complete, failed or interrupted) and the duration.
+
+    With `snapshot`, the eval's outcomes test by test are stored after the commit, for the
+    compare page (evals.outcomes). An import passes False: the snapshot of a 1M-result eval
+    takes ~20–45 MB for a moment, more than the import itself grows by, and the first
+    compare of the eval takes it instead (~0.8 s at 1M, once).
+    """
     if status not in EvalStatus.values:
         raise Invalid(
             f"status must be one of {', '.join(EvalStatus.values)}, got {status!r}.", field="status"
@@ -938,9 +945,9 @@ def complete_eval(
         setattr(eval, name, value)
     transaction.on_commit(lambda: write_signal(eval.id, now))
     _publish_after_commit(eval.id)
-    # Its snapshot test by test, so comparing it never reads its results again; after the
-    # commit, so the write lock is not held while the results are read (~1 s at 1M).
-    transaction.on_commit(lambda: _store_outcomes(eval.id))
+    if snapshot:
+        # After the commit, so the write lock is not held while the results are read.
+        transaction.on_commit(lambda: _store_outcomes(eval.id))
     return eval
 
 

@@ -152,16 +152,13 @@ def test_a_running_eval_s_header_update_takes_no_snapshot(django_capture_on_comm
     assert not EvalOutcomes.objects.exists()
 
 
-def test_an_import_takes_its_snapshot_once(
-    django_capture_on_commit_callbacks, monkeypatch, tmp_path
+def test_an_import_leaves_the_snapshot_to_its_first_compare(
+    django_capture_on_commit_callbacks, tmp_path
 ):
     import json
 
-    from evals import importers, outcomes
+    from evals import importers
 
-    taken = []
-    store = outcomes.store
-    monkeypatch.setattr(outcomes, "store", lambda eval_id: taken.append(store(eval_id)))
     export = {
         "evalId": "eval-snap-2025-01-01T00:00:00",
         "results": {
@@ -174,9 +171,12 @@ def test_an_import_takes_its_snapshot_once(
     path.write_text(json.dumps(export))
     with django_capture_on_commit_callbacks(execute=True):
         importers.import_json(path)
+    assert not EvalOutcomes.objects.exists()
 
-    assert len(taken) == 1
-    assert EvalOutcomes.objects.filter(eval_id=export["evalId"]).exists()
+    imported = selectors.get_eval(export["evalId"])
+    other = completed({0: True, 1: True}, django_capture_on_commit_callbacks)
+    assert _compared(imported, other)["newly_passing"] == 1
+    assert EvalOutcomes.objects.filter(eval_id=imported.id).exists()
 
 
 def test_deleting_an_eval_deletes_its_snapshot(django_capture_on_commit_callbacks):
