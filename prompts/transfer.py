@@ -287,7 +287,7 @@ def import_records(
     except IntegrityError as exc:
         violation = _violation(built)
         if violation is not None:
-            raise Invalid(f"{violation} Nothing was written.") from None
+            raise Invalid(violation) from None
         raise Invalid(f"The database refused the import, nothing was written: {exc}") from None
     return report
 

@@ -104,6 +104,7 @@ def test_importing_the_same_file_twice_skips_identical_rows(tmp_path: Path):
     call_command("prompts", "import", str(path), stdout=out)
 
     assert "0 new" in out.getvalue()
+    assert "Imported 0 of " in out.getvalue() and "already there" in out.getvalue()
 
 
 def test_a_changed_row_conflicts_unless_told_to_update(tmp_path: Path):
@@ -217,7 +218,9 @@ def test_a_row_the_database_refuses_is_named_by_line_and_nothing_is_written(tmp_
     lines[2] = json.dumps(record)
     path.write_text("\n".join(lines) + "\n")
 
-    with pytest.raises(CommandError, match=r"line 3: .*prompt_relevance_0_1.*Nothing was written"):
+    with pytest.raises(
+        CommandError, match=r"line 3: .*prompt_relevance_0_1.*\. Nothing was imported"
+    ):
         call_command("prompts", "import", str(path), stdout=StringIO())
 
     assert Prompt.objects.count() == 0

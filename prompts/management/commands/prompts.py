@@ -193,7 +193,12 @@ class Command(BaseCommand):
             skipped = report.skipped.get(table, 0)
             if created or updated or skipped:
                 self.stdout.write(f"  {table}: {created} new, {updated} updated, {skipped} skipped")
+        written = sum(report.created.values()) + sum(report.updated.values())
+        unchanged = sum(report.skipped.values())
         prefix = "Dry run: would import" if dry_run else "Imported"
+        left = f" ({unchanged} already there)" if unchanged else ""
         self.stdout.write(
-            self.style.SUCCESS(f"{prefix} {plural(len(records), 'record')} from {file}.")
+            self.style.SUCCESS(
+                f"{prefix} {written} of {plural(len(records), 'record')} from {file}{left}."
+            )
         )
