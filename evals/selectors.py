@@ -704,8 +704,8 @@ def compare_evals(*, eval_ids: list[str], max_listed: int = 500) -> dict[str, An
 
     A test passes when every prompt's result for it passed; its score is the mean. Each
     eval is read test by test (evals.outcomes: a snapshot once it completed, cached in the
-    process until it changes) into arrays that numpy lines up by test index. Totals and per-prompt metrics come from the aggregate rows, in
-    two queries for all the evals.
+    process until it changes) into arrays that numpy lines up by test index. Totals and
+    per-prompt metrics come from the aggregate rows, in two queries for all the evals.
     """
     eval_ids = list(dict.fromkeys(i for i in eval_ids if i))
     if len(eval_ids) < 2:

@@ -89,12 +89,19 @@ def normalise_tags(tags: Iterable[str] | str | None) -> list[str]:
 
 
 def set_tags(prompt: Prompt, names: list[str]) -> None:
-    existing = {t.name: t for t in Tag.objects.filter(name__in=names)}
-    missing = [Tag(name=n) for n in names if n not in existing]
+    pks = _tag_pks(names)
+    prompt.tags.set([pks[n] for n in names])
+
+
+def _tag_pks(names: Iterable[str]) -> dict[str, int]:
+    """{name: Tag pk} for these names, creating the tags that are missing."""
+    wanted = set(names)
+    existing = dict(Tag.objects.filter(name__in=wanted).values_list("name", "pk"))
+    missing = [Tag(name=name) for name in sorted(wanted - set(existing))]
     if missing:
         Tag.objects.bulk_create(missing, ignore_conflicts=True)
-        existing = {t.name: t for t in Tag.objects.filter(name__in=names)}
-    prompt.tags.set([existing[n] for n in names])
+        existing = dict(Tag.objects.filter(name__in=wanted).values_list("name", "pk"))
+    return existing
 
 
 def get_prompt(prompt_id: Any) -> Prompt:
@@ -315,14 +322,10 @@ def tag_all(prompts: list[Prompt], names: list[list[str]]) -> None:
     wanted = {name for tags in names for name in tags}
     if not wanted:
         return
-    existing = dict(Tag.objects.filter(name__in=wanted).values_list("name", "pk"))
-    missing = [Tag(name=name) for name in sorted(wanted - set(existing))]
-    if missing:
-        Tag.objects.bulk_create(missing, ignore_conflicts=True)
-        existing = dict(Tag.objects.filter(name__in=wanted).values_list("name", "pk"))
+    pks = _tag_pks(wanted)
     link = Prompt.tags.through
-    Prompt.tags.through.objects.bulk_create(
-        link(prompt_id=prompt.pk, tag_id=existing[name])
+    link.objects.bulk_create(
+        link(prompt_id=prompt.pk, tag_id=pks[name])
         for prompt, tags in zip(prompts, names, strict=True)
         for name in tags
     )
