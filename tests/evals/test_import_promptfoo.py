@@ -221,8 +221,8 @@ def test_the_import_collects_less_often_and_restores_the_collector(monkeypatch):
         during.update(threshold=gc.get_threshold(), frozen=gc.get_freeze_count())
         return []
 
-    # As in a fresh `manage.py` process: nothing frozen (importing alchemy_site.asgi, as
-    # the websocket tests do, freezes what is alive).
+    # As in a process that froze nothing yet (Django's set-up froze this one's start-up,
+    # alchemy_site.apps), so that restoring the collector is seen to unfreeze.
     gc.unfreeze()
     before = gc.get_threshold()
     monkeypatch.setattr(import_promptfoo, "import_path", record)
