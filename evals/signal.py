@@ -8,7 +8,7 @@ the reader splits from the end: the first colon whose remainder parses as a time
 from __future__ import annotations
 
 import os
-import tempfile
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -17,17 +17,26 @@ from django.utils import timezone
 
 
 def write_signal(eval_id: str, when: datetime | None = None) -> None:
-    """Replace the signal file with `<eval_id>:<ISO timestamp>` (never a half-written file)."""
+    """Replace the signal file with `<eval_id>:<ISO timestamp>` (never a half-written file).
+
+    Written to a file of this thread's own beside it, then renamed over it: a few system
+    calls (tempfile.mkstemp's random names and the directory check cost ~0.5 ms, which
+    every stored batch paid).
+    """
     path = Path(settings.SIGNAL_FILE)
     stamp = (when or timezone.now()).isoformat()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".evalLastWritten.", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(f"{eval_id}:{stamp}")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
