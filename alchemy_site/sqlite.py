@@ -29,17 +29,6 @@ PRAGMAS = (
 )
 
 
-def icontains(haystack: str | None, needle: str | None) -> bool | None:
-    """SQL `alchemy_icontains(haystack, needle)`: a case-insensitive substring test.
-
-    Unicode-aware, as the FTS5 trigram tokenizer folds case (SQLite's lower() folds ASCII
-    only); evals.search checks its index's candidates with it.
-    """
-    if haystack is None or needle is None:
-        return None
-    return needle.lower() in haystack.lower()
-
-
 @contextlib.contextmanager
 def bulk_write_pragmas(connection) -> Iterator[None]:
     """A smaller page cache, no memory map and on-disk temporary files while one
@@ -111,4 +100,3 @@ def configure_sqlite(sender, connection, **kwargs) -> None:
             path.chmod(FILE_MODE)
     for pragma in PRAGMAS:
         raw.execute(pragma)
-    raw.create_function("alchemy_icontains", 2, icontains, deterministic=True)

@@ -170,6 +170,11 @@ class EvalResult(models.Model):
     grading_result = models.JSONField(null=True, blank=True)
     named_scores = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # What a free-text search looks in, lower-cased (evals.prepare.search_text): the output,
+    # the values of vars and metadata, the grading reason and the error. Written with the
+    # row and indexed by evals.search; nullable only so adding it was instant on big tables
+    # (migration 0011 filled it for older rows).
+    search_text = models.TextField(null=True, editable=False)  # noqa: DJ001
     # Numbers inside the JSON above that stats add up (evals.facts), written with the row.
     # Nullable only so adding them was instant on big tables; migration 0006 filled them
     # for older rows and the write path always sets them.
@@ -264,7 +269,7 @@ class EvalPromptStats(models.Model):
     cost_sum = models.FloatField(default=0)
     # The columns above again for each outcome's results — {"pass"|"fail"|"error": {column:
     # sum, "named_score_sums": …, "named_score_weights": …}} — so the passes, failures and
-    # errors views have their stats without reading a result (evals.services.OUTCOMES).
+    # errors views have their stats without reading a result (evals.prepare.OUTCOMES).
     by_outcome = models.JSONField(default=dict, blank=True)
 
     class Meta:

@@ -70,8 +70,8 @@ def test_two_processes_adding_results_keep_every_row_and_the_aggregates(tmp_path
         "SELECT sum(result_count), sum(pass_count) FROM evals_evalpromptstats"
     ).fetchone() == (800, 800)
     assert db.execute("SELECT test_count FROM evals_eval").fetchone() == (400,)
-    fts = db.execute(
-        "SELECT count(*) FROM evals_result_fts WHERE evals_result_fts MATCH ?", ['"wor" AND "ord"']
+    fts = db.execute(  # every result's grading reason: "assertion passed"
+        "SELECT count(*) FROM evals_result_fts WHERE evals_result_fts MATCH ?", ['"ass" AND "ion"']
     )
     assert fts.fetchone() == (800,)
     db.close()

@@ -159,6 +159,35 @@ def test_search_covers_output_vars_reason_and_metadata(eval_):
     assert matching_tests(eval_, search='"; --') == []
 
 
+def test_search_looks_in_the_values_of_vars_and_metadata_not_their_keys():
+    e = make_eval(prompts=1)
+    services.add_results(
+        eval=e,
+        results=[
+            result(0, vars={"question": 'say "hi"\nthen go'}, metadata={"severity": "high"}),
+            result(1, vars={"n": 42, "flag": True, "nested": {"deep": "inner"}}),
+        ],
+    )
+    assert matching_tests(e, search="question") == []  # a key, in every row that has it
+    assert matching_tests(e, search="severity") == []
+    assert matching_tests(e, search='say "hi"') == [0]  # no JSON escapes in the way
+    assert matching_tests(e, search='hi"\nthen') == [0]
+    assert matching_tests(e, search="HIGH") == [0]
+    assert matching_tests(e, search="42 true") == [1]
+    assert matching_tests(e, search="inner") == [1]  # a nested value, as its JSON text
+
+
+def test_search_leaves_out_the_payload_of_an_image_in_a_var():
+    e = make_eval(prompts=1)
+    image = "data:image/png;base64," + "QUJD" * 50_000  # 200 KB, as a vision eval's var
+    services.add_results(eval=e, results=[result(0, vars={"image": image, "q": "what is it"})])
+    stored = EvalResult.objects.get(eval=e)
+    assert stored.test_case["vars"]["image"] == image  # the row keeps it
+    assert stored.search_text == "ok data:image/png;base64,… what is it assertion passed"
+    assert matching_tests(e, search="QUJDQUJD") == []
+    assert matching_tests(e, search="image/png") == [0]
+
+
 def test_search_follows_a_rating_and_a_delete(eval_):
     row = EvalResult.objects.get(eval=eval_, test_idx=0, prompt_idx=0)
     services.rate_result(eval=eval_, result_id=row.pk, passed=False, reason="quixotic verdict")

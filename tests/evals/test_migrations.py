@@ -95,6 +95,40 @@ def test_the_search_index_is_rebuilt_without_positions_and_finds_older_rows():
         assert cursor.fetchone() == (1,)
 
 
+def test_older_results_get_their_search_text_and_are_found_by_their_values():
+    from evals import search
+    from evals.models import EvalResult
+
+    old = migrate([("evals", "0010_eval_outcomes")])
+    evaluation = old.get_model("evals", "Eval").objects.create(
+        id="eval-txt-2025-01-01T00:00:00", created_at=timezone.now()
+    )
+    old.get_model("evals", "EvalResult").objects.create(
+        eval=evaluation, prompt_idx=0, test_idx=0, response={"output": "An Old Zebracorn"},
+        test_case={"vars": {"animal": "okapi"}}, metadata={"pluginId": "pii:direct"},
+        grading_result={"reason": "Looks fine"}, error="",
+    )  # fmt: skip
+
+    migrate(leaves())
+
+    row = EvalResult.objects.get(eval_id=evaluation.id)
+    assert row.search_text == "an old zebracorn okapi looks fine pii:direct"
+    for needle, found in (("old zebracorn", [0]), ("OKAPI", [0]), ("animal", [])):
+        rows = EvalResult.objects.filter(search.search_q(needle))
+        assert list(rows.values_list("test_idx", flat=True)) == found
+    migrate([("evals", "0010_eval_outcomes")])  # and back: the old index again
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "SELECT count(*) FROM evals_result_fts WHERE evals_result_fts MATCH %s",
+                [search.fts_query("okapi")],
+            )
+            assert cursor.fetchone() == (1,)
+        else:
+            indexes = connection.introspection.get_constraints(cursor, "evals_evalresult")
+            assert "result_search_trgm" in indexes and "result_search_text_trgm" not in indexes
+
+
 def test_per_outcome_stats_are_filled_from_the_stored_results():
     from evals import selectors, services
     from tests.evals.factories import make_eval, result

@@ -7,8 +7,7 @@ import json
 import pytest
 from django.db import connection
 
-from evals import search, services
-from evals.facts import FACT_COLUMNS
+from evals import prepare, search, services
 from evals.models import EvalPromptStats, EvalResult
 from tests.evals.factories import grid, make_eval, result
 
@@ -48,6 +47,15 @@ def raw_rows(eval_id: str) -> list[tuple]:
         ]
 
 
+def orm_values(row: tuple) -> dict:
+    """A prepared row as the model's field values (its JSON text parsed)."""
+    json_columns = {prepare.ROW_COLUMNS[position] for position in prepare.JSON_POSITIONS}
+    return {
+        column: json.loads(value) if column in json_columns and value is not None else value
+        for column, value in zip(prepare.ROW_COLUMNS, row, strict=True)
+    }
+
+
 def test_add_results_writes_every_result_column_but_the_id():
     concrete = {f.attname for f in EvalResult._meta.concrete_fields if not f.primary_key}
     assert set(services.RESULT_COLUMNS) == concrete
@@ -64,15 +72,10 @@ def test_stored_columns_equal_what_bulk_create_stores():
     written, by_orm = make_eval(), make_eval()
     services.add_results(eval=written, results=[dict(r) for r in batch])
     prompt_texts = dict(by_orm.eval_prompts.values_list("prompt_idx", "prompt_text_id"))
-    rows = [services.normalize_result(r, i) for i, r in enumerate(batch)]
+    rows = [orm_values(prepare.prepare_row(r, i)[0]) for i, r in enumerate(batch)]
     EvalResult.objects.bulk_create(
         [
-            EvalResult(
-                eval=by_orm,
-                prompt_text_id=prompt_texts.get(row["prompt_idx"]),
-                **dict(zip(FACT_COLUMNS, row.pop("facts"), strict=True)),
-                **row,
-            )
+            EvalResult(eval=by_orm, prompt_text_id=prompt_texts.get(row["prompt_idx"]), **row)
             for row in rows
         ]
     )
@@ -165,3 +168,40 @@ def test_the_json_adapter_writes_valid_json_where_json_dumps_would_not():
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {services.json_placeholder()}", [written])
         assert cursor.fetchone()[0] is not None
+
+
+def flat_stats(eval_) -> dict[str, float]:
+    """Every aggregate of the eval, per prompt and per outcome, as one flat mapping."""
+    flat: dict[str, float] = {}
+
+    def put(prefix: str, values: dict) -> None:
+        for name, value in values.items():
+            if isinstance(value, dict):
+                put(f"{prefix}.{name}", value)
+            elif isinstance(value, int | float):
+                flat[f"{prefix}.{name}"] = value
+
+    for row in EvalPromptStats.objects.filter(eval=eval_).values():
+        prompt = row.pop("prompt_idx")
+        row.pop("id"), row.pop("eval_id")
+        put(f"prompt{prompt}", row)
+    return flat
+
+
+def test_a_resumed_batch_adds_to_the_aggregates_exactly_what_it_stores():
+    results = [
+        result(
+            t, p, success=t % 3 != 0, error="boom" if t % 5 == 0 else None,
+            named_scores={"acc": t / 10, f"m{p}": 1.0}, tokens={"total": t, "prompt": p},
+        )
+        for t in range(10)
+        for p in range(2)
+    ]  # fmt: skip
+    once, resumed = make_eval(), make_eval()
+    services.add_results(eval=once, results=results)
+    services.add_results(eval=resumed, results=results[:7])  # stops half way through test 3
+    # Everything again, and one pair twice within the batch: only the 13 missing are stored.
+    outcome = services.add_results(eval=resumed, results=[*results, results[12]])
+    assert outcome == services.AddResultsOutcome(stored=13, skipped=8)
+    assert flat_stats(resumed) == pytest.approx(flat_stats(once))
+    assert len(flat_stats(once)) > 100  # per prompt and per outcome, named scores included

@@ -1,0 +1,578 @@
+"""A batch of promptfoo results turned into rows: the half of the write path that reads no
+database.
+
+`prepare_results` validates each result, normalizes it to the results table's columns,
+encodes its JSON once, takes out the numbers stats add up (evals.facts) and adds the
+batch's contribution to each prompt's aggregates. evals.services stores what it prepares
+(`add_results` is `store_prepared(prepare_results(...))`). Nothing here touches the
+database or Django's connections, so an import prepares its batches in a second process
+while the first one writes (evals.importers).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from alchemy_site import fastjson
+from alchemy_site.errors import Invalid, TooLarge
+from evals.facts import FACT_COLUMNS, result_facts
+from evals.models import FailureReason
+
+# A prepared row's values, in this order (evals.services.RESULT_COLUMNS puts the eval,
+# prompt text and timestamps in front when it inserts them).
+ROW_COLUMNS = (
+    "prompt_idx", "test_idx", "test_case", "prompt", "provider", "response", "error",
+    "failure_reason", "success", "score", "latency_ms", "cost", "grading_result",
+    "named_scores", "metadata", "search_text", *FACT_COLUMNS,
+)  # fmt: skip
+PROMPT_IDX, TEST_IDX = 0, 1
+FAILURE_REASON, SUCCESS, SCORE, LATENCY_MS, COST = 7, 8, 9, 10, 11
+NAMED_SCORES = 13
+FACTS = 16
+# The JSON columns, and those of them that can hold media (blobs.services.SCANNED_FIELDS).
+JSON_POSITIONS = tuple(
+    ROW_COLUMNS.index(name)
+    for name in (
+        "test_case", "prompt", "provider", "response", "grading_result", "named_scores",
+        "metadata",
+    )
+)  # fmt: skip
+MEDIA_POSITIONS = tuple(
+    ROW_COLUMNS.index(name) for name in ("response", "grading_result", "metadata")
+)
+
+# The results table's integer columns (indices, latency) are 32-bit on PostgreSQL.
+INT_COLUMN_MAX = 2**31 - 1
+# Integers beyond this are no float (float() would raise OverflowError).
+_FLOAT_INT_MAX = int(sys.float_info.max)
+_FLOAT_MAX = sys.float_info.max
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- aggregates --------------------------------------------------------------------------
+
+
+@dataclass
+class Contribution:
+    """What results add to their prompt's aggregates (subtracted again on re-rating)."""
+
+    result_count: int = 0
+    pass_count: int = 0
+    fail_count: int = 0
+    error_count: int = 0
+    score_sum: float = 0.0
+    assert_pass_count: int = 0
+    assert_fail_count: int = 0
+    token_prompt: int = 0
+    token_completion: int = 0
+    token_total: int = 0
+    token_cached: int = 0
+    token_num_requests: int = 0
+    assert_token_prompt: int = 0
+    assert_token_completion: int = 0
+    assert_token_total: int = 0
+    assert_token_cached: int = 0
+    latency_sum_ms: int = 0
+    cost_sum: float = 0.0
+    named_score_sums: dict[str, float] = field(default_factory=dict)
+    named_score_weights: dict[str, float] = field(default_factory=dict)
+    # The same, for the results of each outcome (OUTCOMES): the stats of the passes,
+    # failures and errors views without reading a result.
+    by_outcome: dict[str, Contribution] = field(default_factory=dict)
+
+    COUNTERS = (
+        "result_count", "pass_count", "fail_count", "error_count", "score_sum",
+        "assert_pass_count", "assert_fail_count", "token_prompt", "token_completion",
+        "token_total", "token_cached", "token_num_requests", "assert_token_prompt",
+        "assert_token_completion", "assert_token_total", "assert_token_cached",
+        "latency_sum_ms", "cost_sum",
+    )  # fmt: skip
+
+    def add(self, other: Contribution, sign: int = 1) -> None:
+        for name in self.COUNTERS:
+            setattr(self, name, getattr(self, name) + sign * getattr(other, name))
+        for key, value in other.named_score_sums.items():
+            self.named_score_sums[key] = self.named_score_sums.get(key, 0.0) + sign * value
+        for key, value in other.named_score_weights.items():
+            self.named_score_weights[key] = self.named_score_weights.get(key, 0.0) + sign * value
+        for outcome, part in other.by_outcome.items():
+            self.outcome(outcome).add(part, sign)
+
+    def outcome(self, outcome: str) -> Contribution:
+        part = self.by_outcome.get(outcome)
+        if part is None:
+            part = self.by_outcome[outcome] = Contribution()
+        return part
+
+    def totalled(self) -> Contribution:
+        """Add the outcomes into the totals (results are accumulated into their outcome)."""
+        for part in self.by_outcome.values():
+            self.add(part)  # an outcome's part has no outcomes of its own
+        return self
+
+    def merged_outcomes(self, stored: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The stored per-outcome aggregates (EvalPromptStats.by_outcome) with these added."""
+        merged = dict(stored or {})
+        for outcome, part in self.by_outcome.items():
+            row = dict(merged.get(outcome) or {})
+            for name in self.COUNTERS:
+                row[name] = row.get(name, 0) + getattr(part, name)
+            row["named_score_sums"], row["named_score_weights"] = part.merged_named_scores(
+                row.get("named_score_sums") or {}, row.get("named_score_weights") or {}
+            )
+            merged[outcome] = row
+        return merged
+
+    def merged_named_scores(
+        self, sums: dict[str, float], weights: dict[str, float]
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Stored named-score sums and weights with this contribution added.
+
+        A metric whose weight drops to zero (its last result re-rated away) disappears.
+        """
+        sums, weights = dict(sums or {}), dict(weights or {})
+        for key, value in self.named_score_sums.items():
+            sums[key] = sums.get(key, 0.0) + value
+        for key, value in self.named_score_weights.items():
+            weights[key] = weights.get(key, 0.0) + value
+        for key in [k for k, w in weights.items() if w <= 0]:
+            weights.pop(key)
+            sums.pop(key, None)
+        return sums, weights
+
+
+# A result's outcome: the passes, failures and errors views show exactly these.
+OUTCOMES = ("pass", "fail", "error")
+
+
+def outcome_of(success: bool, failure_reason: int) -> str:
+    if success:
+        return "pass"
+    return "error" if failure_reason == FailureReason.ERROR else "fail"
+
+
+def contribution_of(
+    *, success: bool, failure_reason: int, score: float, latency_ms: int, cost: float,
+    facts: tuple[int, ...], named_scores: Any,
+) -> Contribution:  # fmt: skip
+    """The aggregate contribution of one stored result, computed from its columns."""
+    c = Contribution()
+    accumulate(
+        c.outcome(outcome_of(success, failure_reason)), success=success,
+        failure_reason=failure_reason, score=score, latency_ms=latency_ms, cost=cost,
+        facts=facts, named_scores=named_scores,
+    )  # fmt: skip
+    return c.totalled()
+
+
+def contribution_of_prepared(row: tuple) -> Contribution:
+    """contribution_of for one prepared row (ROW_COLUMNS)."""
+    return contribution_of(
+        success=row[SUCCESS], failure_reason=row[FAILURE_REASON], score=row[SCORE],
+        latency_ms=row[LATENCY_MS], cost=row[COST], facts=row[FACTS:],
+        named_scores=orjson.loads(row[NAMED_SCORES]),
+    )  # fmt: skip
+
+
+def accumulate(
+    c: Contribution, *, success: bool, failure_reason: int, score: float, latency_ms: int,
+    cost: float, facts: tuple[int, ...], named_scores: Any,
+) -> None:  # fmt: skip
+    """Add one result's contribution to `c` in place.
+
+    `facts` are its FACT_COLUMNS values (evals.facts.result_facts), so nothing here walks
+    the result's JSON again.
+    """
+    c.result_count += 1
+    c.score_sum += score
+    c.latency_sum_ms += latency_ms
+    c.cost_sum += cost
+    if success:
+        c.pass_count += 1
+    elif failure_reason == FailureReason.ERROR:
+        c.error_count += 1
+    else:
+        c.fail_count += 1
+    _add_facts(c, facts)
+    if isinstance(named_scores, dict) and named_scores:
+        _add_named_scores(c, named_scores)
+
+
+def _add_facts(c: Contribution, facts: tuple[int, ...] | list[int]) -> None:
+    (a_pass, a_fail, t_prompt, t_completion, t_total, t_cached, t_requests,
+     g_prompt, g_completion, g_total, g_cached) = facts  # fmt: skip
+    c.assert_pass_count += a_pass
+    c.assert_fail_count += a_fail
+    c.token_prompt += t_prompt
+    c.token_completion += t_completion
+    c.token_total += t_total
+    c.token_cached += t_cached
+    c.token_num_requests += t_requests
+    c.assert_token_prompt += g_prompt
+    c.assert_token_completion += g_completion
+    c.assert_token_total += g_total
+    c.assert_token_cached += g_cached
+
+
+def _add_named_scores(c: Contribution, named_scores: dict) -> None:
+    sums, weights = c.named_score_sums, c.named_score_weights
+    for key, value in named_scores.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            sums[key] = sums.get(key, 0.0) + float(value)
+            weights[key] = weights.get(key, 0.0) + 1.0
+
+
+# --- what a search looks in -------------------------------------------------------------
+
+
+def search_text(
+    *, response: Any, vars_: Any, grading_result: Any, metadata: Any, error: str | None
+) -> str:
+    """The text a free-text search looks in, lower-cased: the output, the values of vars
+    and metadata (their keys are not text anyone searches for, and would match every
+    result that has them), the grading reason and the error, joined by spaces.
+
+    A value that is not a string is its JSON text; a nested object's keys are in that. The
+    payload of a data URL (`data:image/png;base64,…`) is left out.
+    """
+    return _search_text(response, vars_, grading_result, metadata, error)
+
+
+def _search_text(response: Any, vars_: Any, grading: Any, metadata: Any, error: Any) -> str:
+    parts: list[str] = []
+    if isinstance(response, dict):
+        _add_text(parts, response.get("output"))
+    _add_values(parts, vars_)
+    if isinstance(grading, dict):
+        _add_text(parts, grading.get("reason"))
+    _add_values(parts, metadata)
+    if error:
+        parts.append(error)
+    return " ".join(parts).lower()
+
+
+def _add_text(parts: list[str], value: Any) -> None:
+    if value is None:
+        return
+    text = value if isinstance(value, str) else _encode(value)
+    if "base64," in text:  # an image or a sound in a var (vision evals): not text to search
+        text = _DATA_URL_PAYLOAD.sub(r"\1…", text)
+    parts.append(text)
+
+
+_DATA_URL_PAYLOAD = re.compile(r"(data:[\w.+-]+/[\w.+-]+;base64,)[A-Za-z0-9+/=]+")
+
+
+def _add_values(parts: list[str], values: Any) -> None:
+    if isinstance(values, dict):
+        for value in values.values():
+            _add_text(parts, value)
+    elif isinstance(values, list):
+        for value in values:
+            _add_text(parts, value)
+    else:
+        _add_text(parts, values)
+
+
+# --- one result --------------------------------------------------------------------------
+
+
+def _number(
+    result: dict, key: str, index: int, default: float = 0.0, limit: float = _FLOAT_INT_MAX
+) -> float:
+    """A finite number within ±`limit` (a column's range), or Invalid naming the field."""
+    value = result.get(key)
+    if value is None:
+        return default
+    kind = type(value)  # exact types: a bool is not a number here
+    if ((kind is float and -_FLOAT_MAX <= value <= _FLOAT_MAX) or kind is int) and (
+        -limit <= value <= limit
+    ):
+        return float(value)
+    within = "" if limit == _FLOAT_INT_MAX else f" within ±{limit}"
+    raise Invalid(
+        f"results[{index}].{key} must be a finite number{within}, got {value!r}.",
+        index=index,
+        field=key,
+    )
+
+
+def _index(result: dict, key: str, index: int, limit: int = INT_COLUMN_MAX) -> int:
+    value = result.get(key)
+    if type(value) is int and 0 <= value <= limit:
+        return value
+    raise Invalid(
+        f"results[{index}].{key} must be an integer from 0 to {limit}, got {value!r}.",
+        index=index,
+        field=key,
+    )
+
+
+def _json_field(result: dict, key: str, index: int, kinds: tuple[type, ...]) -> Any:
+    value = result.get(key)
+    if value is not None and not isinstance(value, kinds):
+        names = " or ".join(
+            k.__name__.replace("dict", "object").replace("str", "string") for k in kinds
+        )
+        raise Invalid(f"results[{index}].{key} must be {names}.", index=index, field=key)
+    return value
+
+
+_OBJECT = (dict,)
+_OBJECT_OR_TEXT = (dict, str)
+_dumps = orjson.dumps
+
+
+def _encode(value: Any) -> str:
+    """JSON text through orjson, or the standard library for what orjson refuses."""
+    try:
+        return _dumps(value).decode()
+    except TypeError:  # a huge int or a non-string key
+        return fastjson.dumps(value)
+
+
+def prepare_row(result: Any, index: int) -> tuple[tuple, Any, Any]:
+    """promptfoo's EvaluateResult (camelCase) → (its ROW_COLUMNS values, its named scores,
+    its vars), or Invalid naming the result and the field.
+
+    Checks run in a fixed order (indices, success, numbers, then each JSON field), so a
+    result with several faults is always refused for the same one. The common case, exact
+    types, is tested inline; anything else takes the checking helpers above.
+    """
+    if type(result) is not dict and not isinstance(result, dict):
+        raise Invalid(f"results[{index}] must be an object.", index=index, field=None)
+    get = result.get
+    prompt_idx = get("promptIdx")
+    if type(prompt_idx) is not int or not 0 <= prompt_idx <= INT_COLUMN_MAX:
+        prompt_idx = _index(result, "promptIdx", index)
+    test_idx = get("testIdx")
+    if type(test_idx) is not int or not 0 <= test_idx <= INT_COLUMN_MAX:
+        test_idx = _index(result, "testIdx", index)
+    success = get("success", False)
+    if success is not True and success is not False:
+        raise Invalid(
+            f"results[{index}].success must be true or false.", index=index, field="success"
+        )
+    score = get("score")
+    if type(score) is not float or not -_FLOAT_MAX <= score <= _FLOAT_MAX:
+        score = _number(result, "score", index, 1.0 if success else 0.0)
+    latency = get("latencyMs")
+    if type(latency) is not int or not 0 <= latency <= INT_COLUMN_MAX:
+        latency = int(_number(result, "latencyMs", index, limit=INT_COLUMN_MAX))
+    response = get("response")
+    if response is not None and type(response) is not dict:
+        response = _json_field(result, "response", index, _OBJECT)
+    grading = get("gradingResult")
+    if grading is not None and type(grading) is not dict:
+        grading = _json_field(result, "gradingResult", index, _OBJECT)
+    test_case = get("testCase")
+    if test_case is not None and type(test_case) is not dict:
+        test_case = _json_field(result, "testCase", index, _OBJECT)
+    metadata = get("metadata")
+    if metadata is not None and type(metadata) is not dict:
+        metadata = _json_field(result, "metadata", index, _OBJECT)
+    named = get("namedScores")
+    if named is not None and type(named) is not dict:
+        named = _json_field(result, "namedScores", index, _OBJECT)
+    prompt = get("prompt")
+    if prompt is not None and type(prompt) is not dict:
+        prompt = _json_field(result, "prompt", index, _OBJECT_OR_TEXT)
+    provider = get("provider")
+    if provider is not None and type(provider) is not dict:
+        provider = _json_field(result, "provider", index, _OBJECT_OR_TEXT)
+    error = get("error")
+    if error is not None and type(error) is not str:
+        error = error if isinstance(error, str) else canonical_json(error)
+    cost = get("cost")
+    if type(cost) is not float or not -_FLOAT_MAX <= cost <= _FLOAT_MAX:
+        cost_default = response.get("cost") if response is not None else None
+        cost = _number(
+            result, "cost", index, cost_default if isinstance(cost_default, int | float) else 0.0
+        )
+    reason = get("failureReason")
+    if reason is None:
+        if success:
+            reason = 0  # FailureReason.NONE
+        elif error and not grading:
+            reason = 2  # FailureReason.ERROR
+        else:
+            reason = 1  # FailureReason.ASSERT
+    elif reason not in (0, 1, 2) or isinstance(reason, bool):
+        raise Invalid(
+            f"results[{index}].failureReason must be 0, 1 or 2, got {reason!r}.",
+            index=index,
+            field="failureReason",
+        )
+    elif success:
+        # A passing result has no failure reason (as promptfoo writes them): each result
+        # is in exactly one of the passes, failures and errors views.
+        reason = 0
+    else:
+        reason = int(reason)
+    if test_case is None:
+        vars_ = get("vars")
+        test_case = {"vars": vars_} if isinstance(vars_, dict) else {}
+        vars_ = test_case.get("vars")
+    else:
+        vars_ = test_case.get("vars")
+    if named is None:
+        named = grading.get("namedScores") if grading is not None else None
+        if not isinstance(named, dict):
+            named = {}
+    if prompt is None:
+        prompt = {}
+    elif isinstance(prompt, str):
+        prompt = {"raw": prompt, "label": prompt}
+    if provider is None:
+        provider = {}
+    elif isinstance(provider, str):
+        provider = {"id": provider}
+    try:
+        texts = (
+            _dumps(test_case).decode(),
+            _dumps(prompt).decode(),
+            _dumps(provider).decode(),
+            None if response is None else _dumps(response).decode(),
+            None if grading is None else _dumps(grading).decode(),
+            _dumps(named).decode() if named else "{}",
+            _dumps(metadata).decode() if metadata else "{}",
+        )
+    except TypeError:  # what orjson refuses (huge ints, non-string keys): the stdlib's way
+        texts = (
+            _encode(test_case), _encode(prompt), _encode(provider),
+            None if response is None else _encode(response),
+            None if grading is None else _encode(grading), _encode(named or {}),
+            _encode(metadata or {}),
+        )  # fmt: skip
+    searched = _search_text(response, vars_, grading, metadata, error)
+    row = (
+        prompt_idx, test_idx, texts[0], texts[1], texts[2], texts[3], error or "", reason,
+        success, score, latency, cost, texts[4], texts[5], texts[6], searched,
+        *result_facts(response, grading),
+    )  # fmt: skip
+    return row, named, vars_
+
+
+# --- a batch -----------------------------------------------------------------------------
+
+
+@dataclass
+class PreparedBatch:
+    """A batch of results validated and encoded, ready for evals.services.store_prepared.
+
+    `rows` hold ROW_COLUMNS, one per (test, prompt) pair: a pair that repeats within the
+    batch is kept once (`repeated` counts the others). `aggregates` is what the rows add to
+    each prompt's aggregates, result by result into each outcome's part (`totalled` adds
+    the outcomes into the totals). `media` holds the results that may hold media, by
+    position in `rows`: the writer moves that media to blob storage and prepares them
+    again.
+    """
+
+    rows: list[tuple]
+    aggregates: dict[int, Contribution]
+    var_names: list[str]
+    media: dict[int, dict]
+    repeated: int = 0
+
+    @property
+    def received(self) -> int:
+        return len(self.rows) + self.repeated
+
+
+def check_batch(results: Any) -> None:
+    if not isinstance(results, list):
+        raise Invalid("results must be a list.", field="results")
+    limit = settings.RESULTS_BATCH_LIMIT
+    if len(results) > limit:
+        raise TooLarge(
+            f"A batch holds at most {limit} results; this one has {len(results)}. Split it.",
+            limit=limit,
+        )
+
+
+def prepare_results(results: Any) -> PreparedBatch:
+    """Validate and prepare a batch; the first invalid result raises Invalid (its index and
+    field), so a batch is stored whole or not at all."""
+    check_batch(results)
+    rows: list[tuple] = []
+    pairs: set[tuple[int, int]] = set()
+    aggregates: dict[int, Contribution] = {}
+    # (prompt_idx, success, failure_reason) → that prompt's part for the outcome.
+    parts: dict[tuple[int, bool, int], Contribution] = {}
+    var_names: dict[str, None] = {}
+    texts: list[str] = []
+    owners: list[int] = []
+    result_at: list[Any] = []
+    for index, result in enumerate(results):
+        row, named, vars_ = prepare_row(result, index)
+        pair = (row[TEST_IDX], row[PROMPT_IDX])
+        if pair in pairs:
+            continue
+        pairs.add(pair)
+        position = len(rows)
+        rows.append(row)
+        result_at.append(result)
+        for column in MEDIA_POSITIONS:
+            if (text := row[column]) is not None:
+                texts.append(text)
+                owners.append(position)
+        output = result.get("output")  # promptfoo's older results put it at the top level
+        if output is not None:
+            texts.append(output if isinstance(output, str) else fastjson.dumps(output))
+            owners.append(position)
+        success, reason = row[SUCCESS], row[FAILURE_REASON]
+        key = (row[PROMPT_IDX], success, reason)
+        part = parts.get(key)
+        if part is None:
+            contribution = aggregates.get(key[0])
+            if contribution is None:
+                contribution = aggregates[key[0]] = Contribution()
+            part = parts[key] = contribution.outcome(outcome_of(success, reason))
+        part.result_count += 1
+        part.score_sum += row[SCORE]
+        part.latency_sum_ms += row[LATENCY_MS]
+        part.cost_sum += row[COST]
+        if success:
+            part.pass_count += 1
+        elif reason == 2:  # FailureReason.ERROR
+            part.error_count += 1
+        else:
+            part.fail_count += 1
+        _add_facts(part, row[FACTS:])
+        if named:
+            _add_named_scores(part, named)
+        if type(vars_) is dict or isinstance(vars_, dict):
+            for name in vars_:
+                if name not in var_names:
+                    var_names[name] = None
+    media = _maybe_media(texts, owners, result_at)
+    return PreparedBatch(
+        rows=rows,
+        aggregates=aggregates,
+        var_names=list(var_names),
+        media=media,
+        repeated=len(results) - len(rows),
+    )
+
+
+def _maybe_media(texts: list[str], owners: list[int], results: list[Any]) -> dict[int, dict]:
+    """The results whose JSON shows a media marker (nearly always none), by position.
+
+    One substring search per marker over the batch's texts (blobs.services) instead of a
+    walk of every string of every result.
+    """
+    try:
+        from blobs.services import texts_with_media_marker
+    except ImportError:  # pragma: no cover - the blobs app is part of the project
+        return {}
+    return {owners[i]: results[owners[i]] for i in sorted(texts_with_media_marker(texts))}
