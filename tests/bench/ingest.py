@@ -12,12 +12,11 @@ from typing import Any
 import httpx
 from django.db import connection
 
-from evals import search, services
+from evals import prepare, search, services
 from evals.models import EvalResult
 from tests.bench.common import Context, Figure, log, prompt_specs, result_batches
 
 BASELINE_TABLE = "bench_baseline_result"
-BASELINE_SEARCH = "bench_baseline_search"
 BASELINE_FTS = "bench_baseline_fts"
 TABLE = EvalResult._meta.db_table
 
@@ -69,8 +68,8 @@ class Baseline:
             self.conn.executemany(self.sql, rows)
             if self.text_index:
                 self.conn.execute(
-                    f"INSERT INTO {BASELINE_FTS}(rowid, body) SELECT id, body "
-                    f"FROM {BASELINE_SEARCH} WHERE id > ?",
+                    f"INSERT INTO {BASELINE_FTS}(rowid, {search.COLUMN}) SELECT id, "
+                    f"{search.COLUMN} FROM {BASELINE_TABLE} WHERE id > ?",
                     [after],
                 )
             self.conn.execute("COMMIT")
@@ -110,19 +109,17 @@ def sqlite_ddl() -> list[str]:
 
 
 def sqlite_text_index_ddl() -> list[str]:
-    """The app's FTS5 text index (evals.search) over the baseline table: its view, its
-    table as migrated (tokenizer, detail) and its settings (automerge)."""
+    """The app's FTS5 text index (evals.search) over the baseline table: its table as
+    migrated (content, tokenizer, detail) and its settings (automerge)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT sql FROM sqlite_master WHERE name = %s", [search.FTS_TABLE])
         fts = cursor.fetchone()[0]
         cursor.execute(f"SELECT k, v FROM {search.FTS_TABLE}_config WHERE k != 'version'")
         config = cursor.fetchall()
     fts = fts.replace(search.FTS_TABLE, BASELINE_FTS, 1).replace(
-        search.SEARCH_VIEW, BASELINE_SEARCH
+        f"content='{TABLE}'", f"content='{BASELINE_TABLE}'"
     )
     return [
-        f"CREATE VIEW {BASELINE_SEARCH} AS SELECT id, "
-        f"{search.body_sql('sqlite', BASELINE_TABLE)} AS body FROM {BASELINE_TABLE}",
         fts,
         *(
             f"INSERT INTO {BASELINE_FTS}({BASELINE_FTS}, rank) VALUES ('{k}', {int(v)})"
@@ -152,20 +149,12 @@ def postgres_dsn() -> str:
     return " ".join(parts)
 
 
-def baseline_rows(eval_id: str, results: list[dict[str, Any]], stamp: str) -> list[tuple]:
-    """The same rows add_results stores, as the tuple a bare executemany takes."""
-    rows = []
-    for index, result in enumerate(results):
-        r = services.normalize_result(result, index)
-        dump = json.dumps
-        rows.append((
-            eval_id, r["prompt_idx"], r["test_idx"], dump(r["test_case"]), dump(r["prompt"]),
-            None, dump(r["provider"]), None, dump(r["response"]), r["error"],
-            r["failure_reason"], r["success"], r["score"], r["latency_ms"], r["cost"],
-            None if r["grading_result"] is None else dump(r["grading_result"]),
-            dump(r["named_scores"]), dump(r["metadata"]), stamp, stamp, *r["facts"],
-        ))  # fmt: skip
-    return rows
+def baseline_rows(eval_id: str, results: list[dict[str, Any]]) -> list[tuple]:
+    """The rows add_results stores for `eval_id`, as the tuples a bare executemany takes:
+    its prepared rows with the values it puts in front (services.insert_params), so the
+    same bytes (eval id, prompt text, timestamps). Prepared before timing: the baseline is
+    the database's own cost."""
+    return services.insert_params(eval_id, prepare.prepare_results(results).rows)
 
 
 # --- the figures ------------------------------------------------------------------------
@@ -191,12 +180,11 @@ def measure_add_results(ctx: Context, baseline: Baseline) -> None:
         config={}, prompts=prompt_specs(), description="bench ingest", author="bench"
     )
     size_before = results_size_bytes(ctx)
-    stamp = "2025-01-01 00:00:00"
     app_s = base_s = 0.0
     stored = 0
     batches = result_batches(ctx.scale.ingest_batches * 250, seed=11)
     for number, batch in enumerate(batches):
-        rows = baseline_rows("baseline", batch, stamp)
+        rows = baseline_rows(eval_.id, batch)
         base_s += baseline.insert(rows)
         if text_baseline is not None:
             text_s += text_baseline.insert(rows)
@@ -257,7 +245,7 @@ def measure_http_ingest(ctx: Context, baseline: Baseline) -> None:
             client.post(url, content=b"[]").raise_for_status()
         for batch in result_batches(ctx.scale.http_batches * 250, seed=13):
             body = json.dumps(batch).encode()
-            rows = baseline_rows("baseline-http", batch, "2025-01-01 00:00:00")
+            rows = baseline_rows(eval_id, batch)
             base_s += baseline.insert(rows)
             base_rows += len(rows)
             t0 = time.perf_counter()
