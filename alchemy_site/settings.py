@@ -285,6 +285,9 @@ OTLP_ATTRIBUTE_MAX_CHARS = env_int("ALCHEMY_OTLP_ATTRIBUTE_MAX_CHARS", 400, mini
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ALCHEMY_MAX_REQUEST_BYTES", 200 * 1024 * 1024, minimum=1024)
 RESULTS_BATCH_LIMIT = env_int("ALCHEMY_RESULTS_BATCH_LIMIT", 10_000, minimum=1)
+# An import reads and prepares its file in a forked second process while this one writes
+# (Linux); 0 keeps it to one process.
+IMPORT_READER_PROCESS = env_bool("ALCHEMY_IMPORT_READER_PROCESS", True)
 EVAL_IDLE_INTERRUPTED_SECONDS = env_int("ALCHEMY_EVAL_IDLE_SECONDS", 600, minimum=1)
 
 NINJA_PAGINATION_MAX_LIMIT = 500

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from evals import importers
+from evals import forked, importers
 from evals.models import (
     Eval,
     EvalDataset,
@@ -250,3 +252,56 @@ def test_a_file_that_is_not_an_object_is_refused(tmp_path, text):
     path.write_text(text)
     with pytest.raises(CommandError, match="No results found|not valid JSON"):
         call_command("import_promptfoo", str(path), stdout=StringIO())
+
+
+def reader_pids(tmp_path, monkeypatch) -> Path:
+    """Where each prepared batch's process id is written (from whichever process)."""
+    pids = tmp_path / "reader-pids"
+    real = importers._Reader.prepare
+
+    def prepare(self, batch):
+        with pids.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        return real(self, batch)
+
+    monkeypatch.setattr(importers._Reader, "prepare", prepare)
+    return pids
+
+
+@pytest.mark.skipif(not forked.available(), reason="needs os.fork (Linux)")
+@pytest.mark.parametrize("second_process", [True, False])
+def test_the_file_is_read_in_a_second_process_unless_told_not_to(
+    tmp_path, settings, monkeypatch, second_process
+):
+    settings.IMPORT_READER_PROCESS = second_process
+    settings.RESULTS_BATCH_LIMIT = 4
+    pids = reader_pids(tmp_path, monkeypatch)
+    path = tmp_path / "export.json"
+    write_export(path, export_parts(7), PROMPTFOO_ORDER, NESTED)
+    call_command("import_promptfoo", str(path), stdout=StringIO())
+    readers = set(pids.read_text().split())
+    assert len(pids.read_text().split()) == 4  # 14 results in batches of 4
+    assert (readers != {str(os.getpid())}) is second_process
+    assert EvalResult.objects.filter(eval_id="eval-order").count() == 14
+
+
+def test_a_failure_while_writing_stops_the_reader_and_leaves_nothing(tmp_path, settings, monkeypatch):
+    settings.RESULTS_BATCH_LIMIT = 4
+    pids = reader_pids(tmp_path, monkeypatch)
+    real = importers._Writer.add
+    calls = []
+
+    def add(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the second batch is written
+        return real(self, *args)
+
+    monkeypatch.setattr(importers._Writer, "add", add)
+    path = tmp_path / "export.json"
+    write_export(path, export_parts(50), PROMPTFOO_ORDER, NESTED)
+    with pytest.raises(KeyboardInterrupt):
+        call_command("import_promptfoo", str(path), stdout=StringIO())
+    assert not Eval.objects.exists() and not EvalResult.objects.exists()
+    for pid in set(pids.read_text().split()) - {str(os.getpid())}:
+        assert not Path(f"/proc/{pid}").exists()  # the reader is gone, not left parsing
