@@ -1,11 +1,13 @@
-"""Import of promptfoo JSON exports in a subprocess: results/s and peak RSS (VmHWM)."""
+"""Import of promptfoo JSON exports in a subprocess: results/s and peak memory of its processes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import ijson
@@ -34,37 +36,83 @@ def write_export(path: Path, results: int) -> int:
     return path.stat().st_size
 
 
-def run_import(path: Path, log_path: Path) -> tuple[float, int, float, dict, int]:
-    """Seconds, peak RSS in bytes, when the peak was reached (seconds in), the RSS parts
-    then (KiB) and the bytes it had written by its last sample, of `manage.py
-    import_promptfoo PATH --new-id`.
+@dataclass
+class ImportRun:
+    seconds: float
+    peak_rss: int  # bytes: the highest sum of the import's processes' resident sets
+    peak_pss: int  # bytes: the same for their proportional sets (shared pages split)
+    peak_at: float  # seconds in
+    parts: dict[str, int]  # the command's RSS parts (KiB) at the peak
+    processes: int  # the most processes seen at once (the command and its reader)
+    written: int  # bytes the command wrote by its last sample, its readers' writes left out
 
-    The peak is the child's VmHWM, read from /proc until it exits. Not ru_maxrss: a forked
-    child's maximum counts the parent's pages from before exec (the bench holds ~1 GB by
-    then), which made every import look as big as the bench itself.
+
+def run_import(path: Path, log_path: Path) -> ImportRun:
+    """`manage.py import_promptfoo PATH --new-id`, sampled from /proc until it exits.
+
+    The import runs as two processes (the command and the reader it forks, evals.forked),
+    so memory is summed over the command and its children at each sample: their resident
+    sets (pages they share counted in each: an upper bound) and their proportional sets
+    (shared pages split between them). Not ru_maxrss: a forked child's maximum counts the
+    parent's pages from before exec (the bench holds ~1 GB by then).
     """
     started = time.perf_counter()
-    peak_kib = 0
+    run = ImportRun(0.0, 0, 0, 0.0, {}, 0, 0)
     with log_path.open("ab") as output:
         process = subprocess.Popen(
             [sys.executable, str(REPO / "manage.py"), "import_promptfoo", str(path), "--new-id",
              "--verbosity", "0"],
             cwd=REPO, env=child_env(), stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        status = Path(f"/proc/{process.pid}/status")
-        io = Path(f"/proc/{process.pid}/io")
-        peak_at, parts, written = 0.0, {}, 0
+        samples = 0
+        # A reaped child's I/O counts as its parent's from then on: the readers' writes
+        # (the pipe to the command, mostly) are taken out of the command's again.
+        readers_wrote: dict[int, int] = {}
         while process.poll() is None:
-            written = max(written, bytes_written(io))
-            fields = status_kib(status)
-            if fields.get("VmHWM", 0) > peak_kib:
-                peak_kib, peak_at = fields["VmHWM"], time.perf_counter() - started
-                parts = {k: v for k, v in fields.items() if k.startswith("Rss")}
+            command_wrote = bytes_written(Path(f"/proc/{process.pid}/io"))
+            pids = process_tree(process.pid)
+            for pid in pids[1:]:
+                readers_wrote[pid] = bytes_written(Path(f"/proc/{pid}/io")) or readers_wrote.get(
+                    pid, 0
+                )
+            reaped = sum(wrote for pid, wrote in readers_wrote.items() if pid not in pids)
+            run.written = max(run.written, command_wrote - reaped)
+            run.processes = max(run.processes, len(pids))
+            rss = sum(status_kib(Path(f"/proc/{pid}/status")).get("VmRSS", 0) for pid in pids)
+            if rss * 1024 > run.peak_rss:
+                run.peak_rss, run.peak_at = rss * 1024, time.perf_counter() - started
+                status = status_kib(Path(f"/proc/{process.pid}/status"))
+                run.parts = {k: v for k, v in status.items() if k.startswith("Rss")}
+            if samples % 4 == 0:  # reading smaps costs the box more than status does
+                run.peak_pss = max(run.peak_pss, 1024 * sum(pss_kib(pid) for pid in pids))
+            samples += 1
             time.sleep(0.05)
-    elapsed = time.perf_counter() - started
+    run.seconds = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"import_promptfoo failed ({process.returncode}); see {log_path}")
-    return elapsed, peak_kib * 1024, peak_at, parts, written
+    return run
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants that are alive now."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError, ValueError):  # it ended meanwhile
+                pending.extend(int(child) for child in task.read_text().split())
+    return found
+
+
+def pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def bytes_written(io: Path) -> int:
@@ -79,11 +127,11 @@ def bytes_written(io: Path) -> int:
 
 
 def status_kib(status: Path) -> dict[str, int]:
-    """The process's VmHWM and Rss* lines (KiB): its peak, and what its memory is now."""
+    """The process's VmRSS, VmHWM and Rss* lines (KiB): what its memory is now."""
     found = {}
     try:
         for line in status.read_text().splitlines():
-            if line.startswith(("VmHWM:", "RssAnon:", "RssFile:", "RssShmem:")):
+            if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:", "RssShmem:")):
                 name, value = line.split(":", 1)
                 found[name] = int(value.split()[0])
     except (OSError, ValueError):
@@ -97,24 +145,26 @@ def measure_imports(ctx: Context) -> None:
         path = ctx.home / f"promptfoo-export-{count}.json"
         size = write_export(path, count)
         log(f"import: wrote {size / 1e6:,.0f} MB export of {count:,} results; importing")
-        seconds, peak, peak_at, parts, written = run_import(path, ctx.home / "import.log")
+        run = run_import(path, ctx.home / "import.log")
         path.unlink()
-        peaks[count] = peak
-        rate = count / seconds
+        peaks[count] = run.peak_rss
+        rate = count / run.seconds
         ctx.add(Figure("import", f"import promptfoo JSON, {count:,} results", rate, "results/s",
                        "≥ 20,000/s", ok=rate >= 20_000,
-                       detail={"seconds": round(seconds, 2), "file_mb": round(size / 1e6, 1),
-                               "peak_rss_mb": round(peak / 2**20, 1),
+                       detail={"seconds": round(run.seconds, 2), "file_mb": round(size / 1e6, 1),
+                               "processes": run.processes,
                                "ijson_backend": ijson.backend_name}))  # fmt: skip
         if ctx.vendor == "sqlite":  # PostgreSQL's server writes the rows, not the command
-            ctx.add(Figure("import", f"import bytes written, {count:,} results", written / 1e6,
-                           "MB", "report"))  # fmt: skip
-        ctx.add(Figure("import", f"import peak RSS, {count:,} results", peak / 2**20, "MB",
-                       "≤ 300", ok=peak / 2**20 <= 300,
-                       detail={"peak_reached_at_s": round(peak_at, 1),
-                               "import_s": round(seconds, 1),
-                               **{f"{k}_mb_at_peak": round(v / 1024, 1)
-                                  for k, v in parts.items()}}))  # fmt: skip
+            ctx.add(Figure("import", f"import bytes written, {count:,} results",
+                           run.written / 1e6, "MB", "report"))  # fmt: skip
+        ctx.add(Figure("import", f"import peak RSS, {count:,} results (all its processes)",
+                       run.peak_rss / 2**20, "MB", "≤ 300", ok=run.peak_rss / 2**20 <= 300,
+                       detail={"peak_pss_mb": round(run.peak_pss / 2**20, 1),
+                               "processes": run.processes,
+                               "peak_reached_at_s": round(run.peak_at, 1),
+                               "import_s": round(run.seconds, 1),
+                               **{f"command_{k}_mb_at_peak": round(v / 1024, 1)
+                                  for k, v in run.parts.items()}}))  # fmt: skip
     small, large = peaks[ctx.scale.import_small], peaks[ctx.scale.import_large]
     ctx.add(Figure("import", "peak RSS, large import ÷ small import", large / small, "×",
                    "≤ 1.2 (streaming)", ok=large / small <= 1.2,
