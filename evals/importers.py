@@ -2,8 +2,9 @@
 
 Everything goes through the write path (evals.prepare, then create_eval/store_prepared/
 complete_eval) in batches, inside one transaction per eval, so a malformed record (named
-by its position) leaves nothing behind. JSON is parsed once with ijson and its results
-handed on in batches while it streams, so memory stays bounded whatever the file size;
+by its position) leaves nothing behind. JSON is read once, a value at a time (evals.jsontext),
+and its results handed on in batches as they are read, so memory stays bounded whatever
+the file size;
 what promptfoo writes after the results (config, metadata) updates the eval at the end,
 inside the same transaction. The file is read and its batches prepared in a forked
 second process while this one writes them (evals.forked): on the 2-core dev machine a
@@ -13,7 +14,6 @@ second process while this one writes them (evals.forked): on the 2-core dev mach
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +29,7 @@ from django.db import transaction
 
 from alchemy_site.errors import Conflict, Invalid
 from evals import forked, services
+from evals.jsontext import JsonSyntaxError, JsonText
 from evals.models import Eval
 from evals.prepare import PreparedBatch, prepare_results
 
@@ -232,7 +233,7 @@ def import_json(
                     header_from(read_header(handle))
                     raise ImportFailed("No results found: expected a promptfoo output/export file.")
                 _JsonImport(path, _Messages(send, new_id=new_id)).run(handle)
-        except ijson.JSONError as exc:
+        except (ijson.JSONError, JsonSyntaxError) as exc:
             raise ImportFailed(f"{path} is not valid JSON: {exc}") from None
 
     return _run(produce, force=force, progress=progress)
@@ -248,14 +249,13 @@ def _first_byte(handle: BinaryIO) -> bytes:
 
 
 class _JsonImport:
-    """One parse of an export JSON file, its results handed on in batches while it streams.
+    """One pass over an export JSON file, its results handed on in batches as they are read.
 
-    ijson builds the whole document, but every map comes from `map_type` and the first
-    one is our `root`, and a container joins its parent as soon as it opens: between two
-    reads the results list holds what was parsed since the last read, the last item
-    perhaps unfinished. `read` moves the finished ones out (and empties the legacy table
-    body, never used), so only the small parts — evalId, config, metadata, prompts, stats
-    — stay in `root`, and they are read from it once the parse ends.
+    The walk (evals.jsontext) goes into the root object, `results` (an object in promptfoo's
+    v3 envelope, the results array itself in older files) and `table` (whose body, older
+    files' second copy of the results, is read past an item at a time). The small parts —
+    evalId, config, metadata, prompts, stats, … (SMALL_PREFIXES) — are kept; anything else
+    is read and dropped.
 
     The eval is opened when the first batch is ready, from what precedes the results
     (evalId, prompts, timestamp, and config when it comes first). When the id or the
@@ -263,41 +263,51 @@ class _JsonImport:
     import). What the file holds after the results updates the eval at the end.
     """
 
+    CONTAINERS = {"results", "table", "results.table"}
+    RESULTS = {"results", "results.results"}
+    SKIPPED = {"table.body", "results.table.body"}
+
     def __init__(self, path: Path, sink: _Messages) -> None:
         self.path, self.sink = path, sink
         self.size = min(BATCH, settings.RESULTS_BATCH_LIMIT)
-        self.root: dict[str, Any] = {}
+        self.found: dict[str, Any] = {"_results_kind": None}
         self.pending: list = []
-        self.handle: BinaryIO | None = None
 
     def run(self, handle: BinaryIO) -> None:
-        self.handle = handle
-        maps = itertools.chain([self.root], iter(dict, None)).__next__
-        for document in ijson.items(self, "", map_type=maps, use_float=True):
-            if document is not self.root:  # pragma: no cover - the first byte was "{"
-                raise ImportFailed("No results found: expected a promptfoo output/export file.")
-        self._collect(everything=True)
-        header = header_from(_found_in(self.root))
+        text = JsonText(handle)
+        text.take("{")
+        self._members(text, "")
+        text.end()
+        header = header_from(self.found)
         if not self.sink.opened:
             self.sink.open(header)
         self._flush(everything=True)
         self.sink.finish(header)
 
-    def read(self, size: int = -1) -> bytes:
-        self._collect(everything=False)
-        self._flush(everything=False)
-        assert self.handle is not None
-        return self.handle.read(size)
-
-    def _collect(self, *, everything: bool) -> None:
-        results = _live_results(self.root)
-        if results:
-            done = len(results) if everything else len(results) - 1
-            if done > 0:
-                self.pending.extend(results[:done])
-                del results[:done]
-        for body in _table_bodies(self.root):
-            del body[: len(body) - 1]
+    def _members(self, text: JsonText, prefix: str) -> None:
+        for key in text.members():
+            path = f"{prefix}.{key}" if prefix else key
+            kind = text.peek()
+            if path in self.RESULTS and kind == "[":
+                if path == "results":
+                    self.found["_results_kind"] = "array"
+                text.take("[")
+                for result in text.elements():
+                    self.pending.append(result)
+                    self._flush(everything=False)
+            elif path in self.CONTAINERS and kind == "{":
+                if path == "results":
+                    self.found["_results_kind"] = "map"
+                text.take("{")
+                self._members(text, path)
+            elif path in self.SKIPPED and kind == "[":
+                text.take("[")
+                for _ in text.elements():
+                    pass
+            else:
+                value = text.value()
+                if path in SMALL_PREFIXES:
+                    self.found[path] = value
 
     def _flush(self, *, everything: bool) -> None:
         while len(self.pending) >= self.size or (everything and self.pending):
@@ -308,45 +318,12 @@ class _JsonImport:
             self.sink.add(batch)
 
     def _early_header(self) -> Header:
-        found = _found_in(self.root)
+        found = self.found
         prompts_key = "results.prompts" if found["_results_kind"] == "map" else "prompts"
         if (not self.sink.new_id and "evalId" not in found) or prompts_key not in found:
             with self.path.open("rb") as handle:
                 found = read_header(handle)
         return header_from(found)
-
-
-def _live_results(root: dict[str, Any]) -> list | None:
-    results = root.get("results")
-    if isinstance(results, dict):
-        results = results.get("results")
-    return results if isinstance(results, list) else None
-
-
-def _table_bodies(root: dict[str, Any]) -> Iterator[list]:
-    for parent in (root, root.get("results")):
-        table = parent.get("table") if isinstance(parent, dict) else None
-        body = table.get("body") if isinstance(table, dict) else None
-        if isinstance(body, list) and len(body) > 1:
-            yield body
-
-
-def _found_in(root: dict[str, Any]) -> dict[str, Any]:
-    """The parsed document's small parts, keyed like read_header's."""
-    found: dict[str, Any] = {}
-    for prefix in SMALL_PREFIXES:
-        node: Any = root
-        for key in prefix.split("."):
-            if not isinstance(node, dict) or key not in node:
-                break
-            node = node[key]
-        else:
-            found[prefix] = node
-    results = root.get("results")
-    found["_results_kind"] = (
-        "map" if isinstance(results, dict) else "array" if isinstance(results, list) else None
-    )
-    return found
 
 
 def import_jsonl(
