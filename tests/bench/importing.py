@@ -10,8 +10,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import ijson
-
 from tests.bench.common import REPO, Context, Figure, child_env, log, prompt_specs, result_batches
 
 
@@ -152,8 +150,7 @@ def measure_imports(ctx: Context) -> None:
         ctx.add(Figure("import", f"import promptfoo JSON, {count:,} results", rate, "results/s",
                        "≥ 20,000/s", ok=rate >= 20_000,
                        detail={"seconds": round(run.seconds, 2), "file_mb": round(size / 1e6, 1),
-                               "processes": run.processes,
-                               "ijson_backend": ijson.backend_name}))  # fmt: skip
+                               "processes": run.processes}))  # fmt: skip
         if ctx.vendor == "sqlite":  # PostgreSQL's server writes the rows, not the command
             ctx.add(Figure("import", f"import bytes written, {count:,} results",
                            run.written / 1e6, "MB", "report"))  # fmt: skip
