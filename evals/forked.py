@@ -15,8 +15,10 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -46,15 +48,16 @@ def run(produce: Callable[[Send], None], consume: Send, *, forked: bool) -> None
     child = context.Process(target=_child, args=(produce, receiver, sender), daemon=True)
     child.start()
     sender.close()  # the child's end: with it closed here, a dead child is EOF, not a hang
+    inbox = _Inbox(receiver)
     try:
         while True:
-            try:
-                kind, payload = receiver.recv()
-            except EOFError:
+            data = inbox.get()
+            if data is None:
                 child.join()
                 raise RuntimeError(
                     f"The reading process ended (exit code {child.exitcode}) before it finished."
-                ) from None
+                )
+            kind, payload = pickle.loads(data)
             if kind == _ITEM:
                 consume(payload)
             elif kind == _DONE:
@@ -64,10 +67,52 @@ def run(produce: Callable[[Send], None], consume: Send, *, forked: bool) -> None
             else:
                 raise RuntimeError(f"The reading process failed:\n{payload}")
     finally:
-        receiver.close()
         if child.is_alive():
             child.terminate()
         child.join()
+        inbox.close()
+
+
+class _Inbox:
+    """The child's messages, read off the pipe by a thread as soon as they are written.
+
+    A message is a batch of several MB and the pipe holds 64 KiB: read only when the
+    consumer asked for the next one, the child waited on its write while the consumer was
+    busy, and the consumer then waited on the child. Read here, the child runs up to
+    AHEAD messages ahead. The thread only moves bytes (reading releases the GIL); the
+    consumer's thread unpickles them, so a big message never holds the GIL away from it.
+    """
+
+    AHEAD = 2
+
+    def __init__(self, receiver: Any) -> None:
+        self.receiver = receiver
+        self.queue: queue.Queue[bytes | None] = queue.Queue(self.AHEAD)
+        self.closing = False
+        self.thread = threading.Thread(target=self._read, name="forked-inbox", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            while not self.closing:
+                self.queue.put(self.receiver.recv_bytes())
+        except (EOFError, OSError):  # the child is done, or the pipe was closed here
+            self.queue.put(None)
+
+    def get(self) -> bytes | None:
+        """The next message's bytes; None when the child closed the pipe without more."""
+        return self.queue.get()
+
+    def close(self) -> None:
+        """Once the child is gone: the thread reads to the end and stops (what it still
+        holds, unread after a failure, is dropped)."""
+        self.closing = True
+        while self.thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self.queue.get_nowait()
+            self.thread.join(timeout=0.01)
+        self.receiver.close()
 
 
 def _child(produce: Callable[[Send], None], receiver: Any, sender: Any) -> None:
