@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 
 from alchemy_site.errors import Invalid
 from prompts.models import EmbeddingSpace, Prompt
@@ -224,12 +224,12 @@ class VectorIndex:
             self._cache.clear()
 
     def get(self, model: str) -> _Matrix | None:
-        space = EmbeddingSpace.objects.filter(model=model).values("version").first()
-        if space is None:
+        version = _space_version(model)
+        if version is None:
             return None
         with self._lock:
             cached = self._cache.get(model)
-            if cached is not None and cached.version == space["version"]:
+            if cached is not None and cached.version == version:
                 return cached
         built = self._build(model)
         with self._lock:
@@ -282,6 +282,16 @@ class VectorIndex:
             )
         best = best_positions(scores, positions, limit)
         return [(entry.ids[i], float(scores[i])) for i in best]
+
+
+def _space_version(model: str) -> int | None:
+    """The space's change counter (None: no such space), as a plain statement: every
+    search asks, and through the ORM compiling it cost ~0.2 ms of a 6 ms search."""
+    table = connection.ops.quote_name(EmbeddingSpace._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT version FROM {table} WHERE model = %s", [model])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def best_positions(scores: np.ndarray, positions: np.ndarray | None, limit: int) -> np.ndarray:
