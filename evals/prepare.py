@@ -330,6 +330,13 @@ def _json_field(result: dict, key: str, index: int, kinds: tuple[type, ...]) -> 
 
 _OBJECT = (dict,)
 _OBJECT_OR_TEXT = (dict, str)
+# The JSON fields of a result, in the order they are checked.
+_JSON_FIELDS = (
+    ("response", _OBJECT), ("gradingResult", _OBJECT), ("testCase", _OBJECT),
+    ("metadata", _OBJECT), ("namedScores", _OBJECT), ("prompt", _OBJECT_OR_TEXT),
+    ("provider", _OBJECT_OR_TEXT),
+)  # fmt: skip
+_JSON_KEYS = tuple(key for key, _ in _JSON_FIELDS)
 _dumps = orjson.dumps
 
 
@@ -369,27 +376,11 @@ def prepare_row(result: Any, index: int) -> tuple[tuple, Any, Any]:
     latency = get("latencyMs")
     if type(latency) is not int or not 0 <= latency <= INT_COLUMN_MAX:
         latency = int(_number(result, "latencyMs", index, limit=INT_COLUMN_MAX))
-    response = get("response")
-    if response is not None and type(response) is not dict:
-        response = _json_field(result, "response", index, _OBJECT)
-    grading = get("gradingResult")
-    if grading is not None and type(grading) is not dict:
-        grading = _json_field(result, "gradingResult", index, _OBJECT)
-    test_case = get("testCase")
-    if test_case is not None and type(test_case) is not dict:
-        test_case = _json_field(result, "testCase", index, _OBJECT)
-    metadata = get("metadata")
-    if metadata is not None and type(metadata) is not dict:
-        metadata = _json_field(result, "metadata", index, _OBJECT)
-    named = get("namedScores")
-    if named is not None and type(named) is not dict:
-        named = _json_field(result, "namedScores", index, _OBJECT)
-    prompt = get("prompt")
-    if prompt is not None and type(prompt) is not dict:
-        prompt = _json_field(result, "prompt", index, _OBJECT_OR_TEXT)
-    provider = get("provider")
-    if provider is not None and type(provider) is not dict:
-        provider = _json_field(result, "provider", index, _OBJECT_OR_TEXT)
+    values = list(map(get, _JSON_KEYS))
+    for (key, kinds), value in zip(_JSON_FIELDS, values, strict=True):
+        if value is not None and type(value) is not dict:
+            _json_field(result, key, index, kinds)  # Invalid unless one of `kinds`
+    response, grading, test_case, metadata, named, prompt, provider = values
     error = get("error")
     if error is not None and type(error) is not str:
         error = error if isinstance(error, str) else canonical_json(error)
