@@ -193,6 +193,14 @@ def accumulate(
     `facts` are its FACT_COLUMNS values (evals.facts.result_facts), so nothing here walks
     the result's JSON again.
     """
+    _accumulate(c, success, failure_reason, score, latency_ms, cost, facts, named_scores)
+
+
+def _accumulate(
+    c: Contribution, success: bool, failure_reason: int, score: float, latency_ms: int,
+    cost: float, facts: tuple[int, ...], named_scores: Any,
+) -> None:  # fmt: skip
+    """accumulate, called positionally: what prepare_results calls once per result."""
     c.result_count += 1
     c.score_sum += score
     c.latency_sum_ms += latency_ms
@@ -529,19 +537,9 @@ def prepare_results(results: Any) -> PreparedBatch:
             if contribution is None:
                 contribution = aggregates[key[0]] = Contribution()
             part = parts[key] = contribution.outcome(outcome_of(success, reason))
-        part.result_count += 1
-        part.score_sum += row[SCORE]
-        part.latency_sum_ms += row[LATENCY_MS]
-        part.cost_sum += row[COST]
-        if success:
-            part.pass_count += 1
-        elif reason == 2:  # FailureReason.ERROR
-            part.error_count += 1
-        else:
-            part.fail_count += 1
-        _add_facts(part, row[FACTS:])
-        if named:
-            _add_named_scores(part, named)
+        _accumulate(
+            part, success, reason, row[SCORE], row[LATENCY_MS], row[COST], row[FACTS:], named
+        )
         if type(vars_) is dict or isinstance(vars_, dict):
             for name in vars_:
                 if name not in var_names:

@@ -1,7 +1,9 @@
 """The eval store's write path: the only code that writes evals, results and aggregates.
 
 The API, the importers and the evaluator all call `create_eval`, `add_results` and
-`complete_eval`; nothing else inserts rows, so the per-prompt aggregates can never drift.
+`complete_eval` (an import prepares its batches in a second process, evals.prepare, and
+stores them with `store_prepared`, add_results' second half); nothing else inserts rows,
+so the per-prompt aggregates can never drift.
 """
 
 from __future__ import annotations
