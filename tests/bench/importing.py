@@ -45,7 +45,7 @@ class ImportRun:
     written: int  # bytes the command wrote by its last sample, its readers' writes left out
 
 
-def run_import(path: Path, log_path: Path) -> ImportRun:
+def run_import(path: Path, log_path: Path, **env: str) -> ImportRun:
     """`manage.py import_promptfoo PATH --new-id`, sampled from /proc until it exits.
 
     The import runs as two processes (the command and the reader it forks, evals.forked),
@@ -60,7 +60,7 @@ def run_import(path: Path, log_path: Path) -> ImportRun:
         process = subprocess.Popen(
             [sys.executable, str(REPO / "manage.py"), "import_promptfoo", str(path), "--new-id",
              "--verbosity", "0"],
-            cwd=REPO, env=child_env(), stdout=output, stderr=subprocess.STDOUT,
+            cwd=REPO, env={**child_env(), **env}, stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
         samples = 0
         # A reaped child's I/O counts as its parent's from then on: the readers' writes
@@ -144,7 +144,6 @@ def measure_imports(ctx: Context) -> None:
         size = write_export(path, count)
         log(f"import: wrote {size / 1e6:,.0f} MB export of {count:,} results; importing")
         run = run_import(path, ctx.home / "import.log")
-        path.unlink()
         peaks[count] = run.peak_rss
         rate = count / run.seconds
         ctx.add(Figure("import", f"import promptfoo JSON, {count:,} results", rate, "results/s",
@@ -162,6 +161,14 @@ def measure_imports(ctx: Context) -> None:
                                "import_s": round(run.seconds, 1),
                                **{f"command_{k}_mb_at_peak": round(v / 1024, 1)
                                   for k, v in run.parts.items()}}))  # fmt: skip
+        if count == ctx.scale.import_small:
+            # The same file read and written in turn by one process: what the reader
+            # process the command forks (evals.forked) buys.
+            alone = run_import(path, ctx.home / "import.log", ALCHEMY_IMPORT_READER_PROCESS="0")
+            ctx.add(Figure("import", f"import promptfoo JSON, {count:,} results, one process",
+                           count / alone.seconds, "results/s", "report",
+                           detail={"seconds": round(alone.seconds, 2)}))  # fmt: skip
+        path.unlink()
     small, large = peaks[ctx.scale.import_small], peaks[ctx.scale.import_large]
     ctx.add(Figure("import", "peak RSS, large import ÷ small import", large / small, "×",
                    "≤ 1.2 (streaming)", ok=large / small <= 1.2,
