@@ -1,4 +1,8 @@
-"""Query expressions shared by the result indexes (evals.models) and the filters."""
+"""Query expressions of the result indexes that migrations 0005–0011 built.
+
+The red-team keys are stored columns since migration 0012 (evals.prepare.KEY_COLUMNS);
+this expression stays importable for the migrations that name it.
+"""
 
 from __future__ import annotations
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, Count, FloatField, Q, Subquery, TextField
+from django.db.models import BooleanField, Count, F, FloatField, Q, Subquery, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Lower
 from django.db.models.lookups import (
+    Contains,
     Exact,
     GreaterThan,
     GreaterThanOrEqual,
@@ -32,8 +33,8 @@ from django.db.models.lookups import (
 )
 
 from alchemy_site.errors import Invalid
-from evals.expressions import MetadataKeyText
 from evals.models import EvalResult, FailureReason
+from evals.prepare import KEY_COLUMNS
 from evals.search import eval_q, search_q
 
 MODES = ("all", "failures", "passes", "errors", "highlights", "user-rated", "different")
@@ -210,15 +211,8 @@ def json_present(column: str, key: str) -> Q:
     return Q(RawSQL(sql, params, output_field=BooleanField()))
 
 
-# Metadata keys with an expression index (EvalResult.Meta.indexes); the filter reads them
-# through the indexed expression itself so SQLite can use the index.
-INDEXED_KEYS = frozenset({"pluginId", "strategyId", "severity"})
-
-
 def json_text(column: str, key: str):
     """A top-level key's value as text; JSON true/false/null read as "true"/"false"/"null"."""
-    if column == "metadata" and key in INDEXED_KEYS:
-        return MetadataKeyText(key, column)
     if connection.vendor != "sqlite":
         return KeyTextTransform(key, column)
     # Django's KeyTextTransform, spelled out so that keys holding `"` work too (sqlite_key).
@@ -244,16 +238,24 @@ def _condition(spec: FilterSpec) -> Q:
             return Q(NUMERIC[spec.operator](number, spec.value))
         match = Q(Exact(number, spec.value))
         return match if spec.operator == "equals" else ~match | Q(IsNull(number, True))
-    text = json_text(column, key)
     value = spec.value
+    stored = KEY_COLUMNS.get(key) if column == "metadata" else None
+    if stored:
+        # Its own column, lower-cased already (evals.prepare.key_text): an index serves it.
+        text = lowered = F(stored)
+        contains = Q(Contains(text, value.lower()))
+    else:
+        text = json_text(column, key)
+        lowered = Lower(text)
+        contains = Q(IContains(text, value))
     if spec.operator in ("equals", "not_equals"):
         if spec.type == "plugin":
             # A plugin family ("harmful") also names its members ("harmful:hate").
-            match = _plugin_family(Lower(text), value.lower())
+            match = _plugin_family(lowered, value.lower())
         else:
-            match = Q(Exact(Lower(text), value.lower()))
+            match = Q(Exact(lowered, value.lower()))
     else:
-        match = Q(IContains(text, value))
+        match = contains
     if spec.operator.startswith("not_"):
         return ~match | Q(IsNull(text, True))
     return match

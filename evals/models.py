@@ -6,9 +6,6 @@ Rows are written only by `evals.services` (create_eval, add_results, complete_ev
 from __future__ import annotations
 
 from django.db import models
-from django.db.models.functions import Lower
-
-from evals.expressions import MetadataKeyText
 
 
 class EvalStatus(models.TextChoices):
@@ -175,6 +172,14 @@ class EvalResult(models.Model):
     # row and indexed by evals.search; nullable only so adding it was instant on big tables
     # (migration 0011 filled it for older rows).
     search_text = models.TextField(null=True, editable=False)  # noqa: DJ001
+    # The red-team keys of `metadata` that filters read (pluginId, strategyId, severity),
+    # lower-cased as evals.prepare.key_text spells them, written with the row. Plain
+    # columns, not indexes on JSON expressions: those parsed the metadata several times
+    # per index for every inserted row (a third of an insert's work). Nullable: a result
+    # without the key has none (migration 0012 filled them for older rows).
+    meta_plugin_id = models.TextField(null=True, editable=False)  # noqa: DJ001
+    meta_strategy_id = models.TextField(null=True, editable=False)  # noqa: DJ001
+    meta_severity = models.TextField(null=True, editable=False)  # noqa: DJ001
     # Numbers inside the JSON above that stats add up (evals.facts), written with the row.
     # Nullable only so adding them was instant on big tables; migration 0006 filled them
     # for older rows and the write path always sets them.
@@ -205,27 +210,12 @@ class EvalResult(models.Model):
             models.Index(
                 fields=["eval", "failure_reason", "test_idx"], name="result_eval_failure_test"
             ),
-            # Red-team filters read these metadata keys; expression indexes serve them
-            # on SQLite (json_extract) and PostgreSQL (->>) alike. On SQLite the filter's
-            # expression must be textually the indexed one (evals.filters.json_text).
+            # Red-team filters walk test_idx in order within one key's value.
+            models.Index(fields=["eval", "meta_plugin_id", "test_idx"], name="result_plugin_test"),
             models.Index(
-                "eval",
-                Lower(MetadataKeyText("pluginId", "metadata")),
-                "test_idx",
-                name="result_meta_plugin_test",
+                fields=["eval", "meta_strategy_id", "test_idx"], name="result_strategy_test"
             ),
-            models.Index(
-                "eval",
-                Lower(MetadataKeyText("strategyId", "metadata")),
-                "test_idx",
-                name="result_meta_strategy_test",
-            ),
-            models.Index(
-                "eval",
-                Lower(MetadataKeyText("severity", "metadata")),
-                "test_idx",
-                name="result_meta_severity_test",
-            ),
+            models.Index(fields=["eval", "meta_severity", "test_idx"], name="result_severity_test"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -27,15 +27,22 @@ from evals.models import FailureReason
 
 # A prepared row's values, in this order (evals.services.RESULT_COLUMNS puts the eval,
 # prompt text and timestamps in front when it inserts them).
+# The red-team metadata keys filters read most, each stored in a column of its own
+# (metadata key → column), as `key_text` spells them.
+KEY_COLUMNS = {
+    "pluginId": "meta_plugin_id",
+    "strategyId": "meta_strategy_id",
+    "severity": "meta_severity",
+}
 ROW_COLUMNS = (
     "prompt_idx", "test_idx", "test_case", "prompt", "provider", "response", "error",
     "failure_reason", "success", "score", "latency_ms", "cost", "grading_result",
-    "named_scores", "metadata", "search_text", *FACT_COLUMNS,
+    "named_scores", "metadata", *KEY_COLUMNS.values(), "search_text", *FACT_COLUMNS,
 )  # fmt: skip
 PROMPT_IDX, TEST_IDX = 0, 1
 FAILURE_REASON, SUCCESS, SCORE, LATENCY_MS, COST = 7, 8, 9, 10, 11
 NAMED_SCORES = 13
-FACTS = 16
+FACTS = ROW_COLUMNS.index(FACT_COLUMNS[0])
 # The JSON columns, and those of them that can hold media (blobs.services.SCANNED_FIELDS).
 JSON_POSITIONS = tuple(
     ROW_COLUMNS.index(name)
@@ -238,6 +245,30 @@ def _add_named_scores(c: Contribution, named_scores: dict) -> None:
         if isinstance(value, int | float) and not isinstance(value, bool):
             sums[key] = sums.get(key, 0.0) + float(value)
             weights[key] = weights.get(key, 0.0) + 1.0
+
+
+# --- the stored metadata keys -----------------------------------------------------------
+
+
+def key_text(value: Any) -> str | None:
+    """A metadata key's value as its column stores it, lower-cased: a string as itself,
+    true/false/null as those words, anything else as its JSON text. None: no such key.
+
+    Filters compare these columns with the lower-cased value they are given, so an equals
+    filter is an index lookup (evals.filters).
+    """
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    return (value if isinstance(value, str) else _encode(value)).lower()
+
+
+def metadata_keys(metadata: Any) -> tuple[str | None, ...]:
+    """KEY_COLUMNS' values for one result's metadata."""
+    if not metadata or not isinstance(metadata, dict):
+        return (None,) * len(KEY_COLUMNS)
+    return tuple(key_text(metadata[key]) if key in metadata else None for key in KEY_COLUMNS)
 
 
 # --- what a search looks in -------------------------------------------------------------
@@ -456,8 +487,8 @@ def prepare_row(result: Any, index: int) -> tuple[tuple, Any, Any]:
     searched = _search_text(response, vars_, grading, metadata, error)
     row = (
         prompt_idx, test_idx, texts[0], texts[1], texts[2], texts[3], error or "", reason,
-        success, score, latency, cost, texts[4], texts[5], texts[6], searched,
-        *result_facts(response, grading),
+        success, score, latency, cost, texts[4], texts[5], texts[6], *metadata_keys(metadata),
+        searched, *result_facts(response, grading),
     )  # fmt: skip
     return row, named, vars_
 

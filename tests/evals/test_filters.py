@@ -264,3 +264,29 @@ def test_search_matches_the_needle_not_just_its_trigrams():
     # More trigrams than the index is asked about: the check still wants the whole needle.
     assert matching_tests(e, search="z" * 30 + "end") == [4]
     assert matching_tests(e, search="z" * 30 + "enx") == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "found"),
+    [
+        ({"type": "plugin", "value": "école"}, [0]),
+        ({"type": "plugin", "value": "ÉCOLE", "operator": "contains"}, [0]),
+        ({"type": "metadata", "field": "pluginId", "value": "CoLe", "operator": "contains"}, [0]),
+        ({"type": "severity", "value": "null"}, [1]),
+        ({"type": "severity", "value": "true"}, [2]),
+        ({"type": "strategy", "value": "5"}, [2]),
+        ({"type": "strategy", "value": "5", "operator": "not_equals"}, [0, 1, 3]),
+        ({"type": "severity", "value": "null", "operator": "not_contains"}, [0, 2, 3]),
+    ],
+)  # fmt: skip
+def test_red_team_filters_match_any_case_and_any_json_value(spec, found):
+    e = make_eval(prompts=1)
+    metadata = [
+        {"pluginId": "ÉCOLE", "strategyId": "Jailbreak"},
+        {"severity": None},
+        {"strategyId": 5, "severity": True},
+        {},
+    ]
+    services.add_results(eval=e, results=[result(t, metadata=m) for t, m in enumerate(metadata)])
+    page = table_page(eval=e, filters=[spec])
+    assert [row["test_idx"] for row in page["body"]] == found

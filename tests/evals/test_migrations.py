@@ -156,3 +156,49 @@ def test_per_outcome_stats_are_filled_from_the_stored_results():
     with connection.cursor() as cursor:
         indexes = connection.introspection.get_constraints(cursor, "evals_evalresult")
     assert "result_eval_success_cover" not in indexes
+
+
+def test_older_results_get_their_red_team_key_columns_and_reversing_keeps_the_filters():
+    from evals import selectors
+    from evals.models import EvalResult
+
+    old = migrate([("evals", "0011_result_search_values")])
+    evaluation = old.get_model("evals", "Eval").objects.create(
+        id="eval-key-2025-01-01T00:00:00", created_at=timezone.now()
+    )
+    Result = old.get_model("evals", "EvalResult")
+    metadata = [
+        {"pluginId": "Harmful:Hate", "strategyId": "Jailbreak", "severity": "HIGH"},
+        {"pluginId": "ÉCOLE", "severity": None, "other": "x"},
+        {"strategyId": 5, "severity": True},
+        {},
+    ]
+    for test_idx, meta in enumerate(metadata):
+        Result.objects.create(eval=evaluation, prompt_idx=0, test_idx=test_idx, metadata=meta)
+
+    migrate(leaves())
+
+    rows = EvalResult.objects.filter(eval_id=evaluation.id).order_by("test_idx")
+    assert list(rows.values_list("meta_plugin_id", "meta_strategy_id", "meta_severity")) == [
+        ("harmful:hate", "jailbreak", "high"),
+        ("école", None, "null"),
+        (None, "5", "true"),
+        (None, None, None),
+    ]
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, "evals_evalresult")
+    assert {"result_plugin_test", "result_strategy_test", "result_severity_test"} <= set(indexes)
+    assert "result_meta_plugin_test" not in indexes
+
+    migrate([("evals", "0011_result_search_values")])  # and back: the expression indexes
+    with connection.cursor() as cursor:
+        columns = {c.name for c in connection.introspection.get_table_description(
+            cursor, "evals_evalresult")}  # fmt: skip
+        indexes = connection.introspection.get_constraints(cursor, "evals_evalresult")
+    assert "meta_plugin_id" not in columns
+    assert "result_meta_plugin_test" in indexes and "result_plugin_test" not in indexes
+    migrate(leaves())
+    page = selectors.table_page(
+        eval=selectors.get_eval(evaluation.id), filters=[{"type": "plugin", "value": "harmful"}]
+    )
+    assert [row["test_idx"] for row in page["body"]] == [0]

@@ -84,6 +84,25 @@ def test_stored_columns_equal_what_bulk_create_stores():
     assert nulls.response is None and nulls.grading_result is None
 
 
+@pytest.mark.parametrize(
+    ("metadata", "stored"),
+    [
+        ({"pluginId": "Harmful:Hate", "strategyId": "Jailbreak", "severity": "HIGH"},
+         ("harmful:hate", "jailbreak", "high")),
+        ({"pluginId": "ÉCOLE", "severity": None}, ("école", None, "null")),
+        ({"strategyId": 5, "severity": False, "pluginId": {"Name": "X"}},
+         ('{"name":"x"}', "5", "false")),
+        ({"other": "key"}, (None, None, None)),
+        (None, (None, None, None)),
+    ],
+)  # fmt: skip
+def test_the_red_team_keys_are_stored_lower_cased_in_columns_of_their_own(metadata, stored):
+    e = make_eval(prompts=1)
+    services.add_results(eval=e, results=[{**result(0), "metadata": metadata}])
+    row = EvalResult.objects.get(eval=e)
+    assert (row.meta_plugin_id, row.meta_strategy_id, row.meta_severity) == stored
+
+
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="PostgreSQL indexes by itself")
 def test_the_search_index_holds_each_batch_of_each_eval_exactly_once():
     first, second = make_eval(), make_eval()
