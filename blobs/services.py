@@ -341,8 +341,17 @@ def _find_sites(
 
 
 # Every media site or blob reference `_find_sites` can report contains one of these: a data
-# URL, a blob URI, or a bare-base64 `audio.data` key.
+# URL, a blob URI, or a bare-base64 `audio.data` key. `"data"` counts only as a key (a colon
+# follows it): as a string value it is common (a var's value, a word of output), and each
+# result holding it was walked in vain (3% of the bench's results, 0.16 s of a 100k import).
 MEDIA_MARKERS = ("base64,", BLOB_URI_PREFIX, '"data"')
+_DATA_KEY = '"data"'
+_COLON = re.compile(r"\s*:")
+
+
+def _marks(text: str, marker: str, at: int) -> bool:
+    """Whether `marker`, found at `at` in `text`, is one (`"data"` must be a key)."""
+    return marker != _DATA_KEY or _COLON.match(text, at + len(marker)) is not None
 
 
 def holds_media_marker(text: str) -> bool:
@@ -352,7 +361,13 @@ def holds_media_marker(text: str) -> bool:
     encodes for the INSERT anyway, so a batch without media (nearly all) is never
     encoded or walked a second time.
     """
-    return any(marker in text for marker in MEDIA_MARKERS)
+    for marker in MEDIA_MARKERS:
+        at = text.find(marker)
+        while at != -1:
+            if _marks(text, marker, at):
+                return True
+            at = text.find(marker, at + 1)
+    return False
 
 
 def texts_with_media_marker(texts: Sequence[str]) -> set[int]:
@@ -368,6 +383,9 @@ def texts_with_media_marker(texts: Sequence[str]) -> set[int]:
     for marker in MEDIA_MARKERS:
         at = joined.find(marker)
         while at != -1:
+            if not _marks(joined, marker, at):
+                at = joined.find(marker, at + 1)
+                continue
             position = bisect.bisect_right(starts, at) - 1
             found.add(position)
             at = joined.find(marker, starts[position + 1])

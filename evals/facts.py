@@ -33,6 +33,14 @@ def as_count(value: Any) -> int:
     return 0
 
 
+def _counts(*values: Any) -> tuple[int, ...]:
+    """as_count of each value; whole numbers in range (nearly all) pass as they are."""
+    for value in values:
+        if type(value) is not int or not -_LIMIT <= value <= _LIMIT:
+            return tuple(map(as_count, values))
+    return values
+
+
 def result_facts(response: Any, grading_result: Any) -> tuple[int, ...]:
     """FACT_COLUMNS' values for one result, as promptfoo counts them.
 
@@ -52,21 +60,13 @@ def result_facts(response: Any, grading_result: Any) -> tuple[int, ...]:
                         failed += 1
         used = grading_result.get("tokensUsed")
         if isinstance(used, dict):
-            grader = (
-                as_count(used.get("prompt")),
-                as_count(used.get("completion")),
-                as_count(used.get("total")),
-                as_count(used.get("cached")),
-            )
+            grader = _counts(used.get("prompt"), used.get("completion"), used.get("total"),
+                             used.get("cached"))  # fmt: skip
     usage = response.get("tokenUsage") if isinstance(response, dict) else None
     if isinstance(usage, dict):
-        tokens = (
-            as_count(usage.get("prompt")),
-            as_count(usage.get("completion")),
-            as_count(usage.get("total")),
-            as_count(usage.get("cached")),
-            as_count(usage.get("numRequests", 1)),
-        )
+        get = usage.get
+        tokens = _counts(get("prompt"), get("completion"), get("total"), get("cached"),
+                         get("numRequests", 1))  # fmt: skip
     else:
         tokens = (0, 0, 0, 0, 1)
     return (passed, failed, *tokens, *grader)

@@ -15,6 +15,8 @@ import json
 import re
 import sys
 from dataclasses import dataclass, field
+from functools import reduce
+from operator import add, itemgetter
 from typing import Any
 
 import orjson
@@ -172,13 +174,13 @@ def contribution_of(
     *, success: bool, failure_reason: int, score: float, latency_ms: int, cost: float,
     facts: tuple[int, ...], named_scores: Any,
 ) -> Contribution:  # fmt: skip
-    """The aggregate contribution of one stored result, computed from its columns."""
-    c = Contribution()
-    accumulate(
-        c.outcome(outcome_of(success, failure_reason)), success=success,
-        failure_reason=failure_reason, score=score, latency_ms=latency_ms, cost=cost,
-        facts=facts, named_scores=named_scores,
-    )  # fmt: skip
+    """The aggregate contribution of one stored result, computed from its columns.
+
+    `facts` are its FACT_COLUMNS values (evals.facts.result_facts), so nothing here walks
+    the result's JSON again.
+    """
+    c, outcome = Contribution(), outcome_of(success, failure_reason)
+    _add_results(c.outcome(outcome), outcome, [(score, latency_ms, cost, *facts)], [named_scores])
     return c.totalled()
 
 
@@ -191,36 +193,35 @@ def contribution_of_prepared(row: tuple) -> Contribution:
     )  # fmt: skip
 
 
-def accumulate(
-    c: Contribution, *, success: bool, failure_reason: int, score: float, latency_ms: int,
-    cost: float, facts: tuple[int, ...], named_scores: Any,
-) -> None:  # fmt: skip
-    """Add one result's contribution to `c` in place.
+# What a prepared row adds up, in _add_results' order: score, latency, cost, the facts.
+_NUMBERS = itemgetter(SCORE, LATENCY_MS, COST, *range(FACTS, len(ROW_COLUMNS)))
 
-    `facts` are its FACT_COLUMNS values (evals.facts.result_facts), so nothing here walks
-    the result's JSON again.
+
+def _add_results(
+    part: Contribution, outcome: str, numbers: list[tuple], named_scores: list[Any]
+) -> None:
+    """Add results of one `outcome` to its part of a prompt's contribution, in order.
+
+    `numbers` holds each result's score, latency, cost and facts (`_NUMBERS` of its row),
+    `named_scores` their named scores. Columns are summed a whole batch at a time: floats
+    in the order added one by one (so the same sums), integers with sum().
     """
-    _accumulate(c, success, failure_reason, score, latency_ms, cost, facts, named_scores)
-
-
-def _accumulate(
-    c: Contribution, success: bool, failure_reason: int, score: float, latency_ms: int,
-    cost: float, facts: tuple[int, ...], named_scores: Any,
-) -> None:  # fmt: skip
-    """accumulate, called positionally: what prepare_results calls once per result."""
-    c.result_count += 1
-    c.score_sum += score
-    c.latency_sum_ms += latency_ms
-    c.cost_sum += cost
-    if success:
-        c.pass_count += 1
-    elif failure_reason == FailureReason.ERROR:
-        c.error_count += 1
+    count = len(numbers)
+    part.result_count += count
+    if outcome == "pass":
+        part.pass_count += count
+    elif outcome == "error":
+        part.error_count += count
     else:
-        c.fail_count += 1
-    _add_facts(c, facts)
-    if isinstance(named_scores, dict) and named_scores:
-        _add_named_scores(c, named_scores)
+        part.fail_count += count
+    score, latency, cost, *facts = zip(*numbers, strict=True)
+    part.score_sum = reduce(add, score, part.score_sum)
+    part.latency_sum_ms += sum(latency)
+    part.cost_sum = reduce(add, cost, part.cost_sum)
+    _add_facts(part, [sum(column) for column in facts])
+    for named in named_scores:
+        if isinstance(named, dict) and named:
+            _add_named_scores(part, named)
 
 
 def _add_facts(c: Contribution, facts: tuple[int, ...] | list[int]) -> None:
@@ -264,11 +265,27 @@ def key_text(value: Any) -> str | None:
     return (value if isinstance(value, str) else _encode(value)).lower()
 
 
+_NO_KEYS = (None,) * len(KEY_COLUMNS)
+_MISSING = object()
+
+
 def metadata_keys(metadata: Any) -> tuple[str | None, ...]:
-    """KEY_COLUMNS' values for one result's metadata."""
+    """KEY_COLUMNS' values for one result's metadata (spelled out: called per result)."""
     if not metadata or not isinstance(metadata, dict):
-        return (None,) * len(KEY_COLUMNS)
-    return tuple(key_text(metadata[key]) if key in metadata else None for key in KEY_COLUMNS)
+        return _NO_KEYS
+    get = metadata.get
+    plugin, strategy, severity = (
+        get("pluginId", _MISSING), get("strategyId", _MISSING), get("severity", _MISSING)
+    )  # fmt: skip
+    return (
+        plugin.lower() if type(plugin) is str else _key_text(plugin),
+        strategy.lower() if type(strategy) is str else _key_text(strategy),
+        severity.lower() if type(severity) is str else _key_text(severity),
+    )
+
+
+def _key_text(value: Any) -> str | None:
+    return None if value is _MISSING else key_text(value)
 
 
 # --- what a search looks in -------------------------------------------------------------
@@ -295,18 +312,19 @@ def _search_text(response: Any, vars_: Any, grading: Any, metadata: Any, error: 
     if isinstance(grading, dict):
         _add_text(parts, grading.get("reason"))
     _add_values(parts, metadata)
+    text = " ".join(parts)
+    # An image or a sound in a var (vision evals) is not text to search. One search of
+    # the joined text: no payload spans two parts (none holds a space).
+    if "base64," in text:
+        text = _DATA_URL_PAYLOAD.sub(r"\1…", text)
     if error:
-        parts.append(error)
-    return " ".join(parts).lower()
+        text = f"{text} {error}" if parts else error
+    return text.lower()
 
 
 def _add_text(parts: list[str], value: Any) -> None:
-    if value is None:
-        return
-    text = value if isinstance(value, str) else _encode(value)
-    if "base64," in text:  # an image or a sound in a var (vision evals): not text to search
-        text = _DATA_URL_PAYLOAD.sub(r"\1…", text)
-    parts.append(text)
+    if value is not None:
+        parts.append(value if isinstance(value, str) else _encode(value))
 
 
 _DATA_URL_PAYLOAD = re.compile(r"(data:[\w.+-]+/[\w.+-]+;base64,)[A-Za-z0-9+/=]+")
@@ -314,13 +332,15 @@ _DATA_URL_PAYLOAD = re.compile(r"(data:[\w.+-]+/[\w.+-]+;base64,)[A-Za-z0-9+/=]+
 
 def _add_values(parts: list[str], values: Any) -> None:
     if isinstance(values, dict):
-        for value in values.values():
-            _add_text(parts, value)
-    elif isinstance(values, list):
-        for value in values:
-            _add_text(parts, value)
-    else:
+        values = values.values()
+    elif not isinstance(values, list):
         _add_text(parts, values)
+        return
+    for value in values:
+        if type(value) is str:
+            parts.append(value)
+        elif value is not None:
+            parts.append(value if isinstance(value, str) else _encode(value))
 
 
 # --- one result --------------------------------------------------------------------------
@@ -537,11 +557,12 @@ def prepare_results(results: Any) -> PreparedBatch:
     rows: list[tuple] = []
     pairs: set[tuple[int, int]] = set()
     aggregates: dict[int, Contribution] = {}
-    # (prompt_idx, success, failure_reason) → that prompt's part for the outcome.
-    parts: dict[tuple[int, bool, int], Contribution] = {}
+    # (prompt_idx, outcome) → that prompt's part for the outcome, its rows' numbers and
+    # named scores; (prompt_idx, success, failure_reason) → the same, looked up per row.
+    outcomes: dict[tuple[int, str], tuple[Contribution, str, list, list]] = {}
+    parts: dict[tuple[int, bool, int], tuple[Contribution, str, list, list]] = {}
     var_names: dict[str, None] = {}
-    texts: list[str] = []
-    owners: list[int] = []
+    outputs: list[tuple[int, str]] = []  # older results' top-level output, by position
     result_at: list[Any] = []
     for index, result in enumerate(results):
         row, named, vars_ = prepare_row(result, index)
@@ -549,50 +570,66 @@ def prepare_results(results: Any) -> PreparedBatch:
         if pair in pairs:
             continue
         pairs.add(pair)
-        position = len(rows)
         rows.append(row)
         result_at.append(result)
-        for column in MEDIA_POSITIONS:
-            if (text := row[column]) is not None:
-                texts.append(text)
-                owners.append(position)
         output = result.get("output")  # promptfoo's older results put it at the top level
         if output is not None:
-            texts.append(output if isinstance(output, str) else fastjson.dumps(output))
-            owners.append(position)
-        success, reason = row[SUCCESS], row[FAILURE_REASON]
-        key = (row[PROMPT_IDX], success, reason)
+            text = output if isinstance(output, str) else fastjson.dumps(output)
+            outputs.append((len(rows) - 1, text))
+        key = (row[PROMPT_IDX], row[SUCCESS], row[FAILURE_REASON])
         part = parts.get(key)
         if part is None:
-            contribution = aggregates.get(key[0])
-            if contribution is None:
-                contribution = aggregates[key[0]] = Contribution()
-            part = parts[key] = contribution.outcome(outcome_of(success, reason))
-        _accumulate(
-            part, success, reason, row[SCORE], row[LATENCY_MS], row[COST], row[FACTS:], named
-        )
+            part = parts[key] = _part(aggregates, outcomes, key)
+        part[2].append(row)
+        part[3].append(named)
         if type(vars_) is dict or isinstance(vars_, dict):
             for name in vars_:
                 if name not in var_names:
                     var_names[name] = None
-    media = _maybe_media(texts, owners, result_at)
+    for contribution, outcome, outcome_rows, named_scores in outcomes.values():
+        _add_results(contribution, outcome, list(map(_NUMBERS, outcome_rows)), named_scores)
     return PreparedBatch(
         rows=rows,
         aggregates=aggregates,
         var_names=list(var_names),
-        media=media,
+        media=_maybe_media(rows, outputs, result_at),
         repeated=len(results) - len(rows),
     )
 
 
-def _maybe_media(texts: list[str], owners: list[int], results: list[Any]) -> dict[int, dict]:
+def _part(
+    aggregates: dict[int, Contribution],
+    outcomes: dict[tuple[int, str], tuple[Contribution, str, list, list]],
+    key: tuple[int, bool, int],
+) -> tuple[Contribution, str, list, list]:
+    """The part of the batch's aggregates that a result of `key` adds to (made if new)."""
+    prompt_idx, success, failure_reason = key
+    outcome = outcome_of(success, failure_reason)
+    found = outcomes.get((prompt_idx, outcome))
+    if found is None:
+        contribution = aggregates.get(prompt_idx)
+        if contribution is None:
+            contribution = aggregates[prompt_idx] = Contribution()
+        found = outcomes[(prompt_idx, outcome)] = (contribution.outcome(outcome), outcome, [], [])
+    return found
+
+
+def _maybe_media(
+    rows: list[tuple], outputs: list[tuple[int, str]], results: list[Any]
+) -> dict[int, dict]:
     """The results whose JSON shows a media marker (nearly always none), by position.
 
     One substring search per marker over the batch's texts (blobs.services) instead of a
-    walk of every string of every result.
+    walk of every string of every result: the JSON of the columns that can hold media,
+    then older results' top-level outputs.
     """
     try:
         from blobs.services import texts_with_media_marker
     except ImportError:  # pragma: no cover - the blobs app is part of the project
         return {}
-    return {owners[i]: results[owners[i]] for i in sorted(texts_with_media_marker(texts))}
+    texts = [row[column] or "" for row in rows for column in MEDIA_POSITIONS]
+    texts += [text for _, text in outputs]
+    per_row, in_rows = len(MEDIA_POSITIONS), len(rows) * len(MEDIA_POSITIONS)
+    owners = (i // per_row if i < in_rows else outputs[i - in_rows][0] for i in
+              sorted(texts_with_media_marker(texts)))  # fmt: skip
+    return {owner: results[owner] for owner in owners}

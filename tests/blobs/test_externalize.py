@@ -10,6 +10,7 @@ from alchemy_site.errors import TooLarge
 from blobs.models import Blob, BlobReference
 from blobs.services import (
     externalize_results,
+    holds_media_marker,
     inline_blobs,
     save_references,
     texts_with_media_marker,
@@ -181,6 +182,12 @@ def test_the_write_paths_batch_check_finds_each_text_holding_a_media_marker():
         "base64, twice: base64,",
     ]
     assert texts_with_media_marker(texts) == {1, 2, 4, 5}
+
+
+def test_data_is_a_marker_only_as_a_key():
+    texts = ['{"topic":"data"}', '["data", 1]', '{"data" : "AAAA"}', '{"audio":{"data":"x"}}']
+    assert texts_with_media_marker(texts) == {2, 3}
+    assert [holds_media_marker(text) for text in texts] == [False, False, True, True]
 
 
 def test_no_marker_is_made_of_one_texts_end_and_the_next_ones_start():

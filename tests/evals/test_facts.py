@@ -79,3 +79,26 @@ def test_a_rating_rewrites_the_results_assertion_counts():
     assert (row.assert_pass_count, row.assert_fail_count) == (1, 1)
     failures = selectors.eval_stats(eval=selectors.get_eval(e.id), mode="passes")
     assert failures["prompts"][0]["metrics"]["assert_pass_count"] == 1
+
+
+def test_a_batchs_aggregates_are_its_results_contributions_added_one_by_one():
+    from evals.prepare import Contribution, contribution_of_prepared, prepare_results
+
+    batch = [
+        result(0, 0, score=0.1, latency_ms=7, cost=0.3, named_scores={"acc": 0.1}),
+        result(0, 1, success=False, score=0.2, cost=0.1, tokens={"prompt": 3, "total": 9}),
+        {**result(1, 0, success=False, score=0.7), "failureReason": 0},  # a fail, reason 0
+        result(1, 1, success=False, error="boom", failure_reason=2, components=[]),
+        result(2, 0, score=1e-17, cost=1e16, named_scores={"acc": 0.3, "tone": 2}),
+        {**result(2, 1, success=False, score=0.3), "failureReason": 1},
+        result(3, 0, score=0.7, cost=0.1, named_scores={"acc": 0.2}),
+    ]
+    prepared = prepare_results(batch)
+    expected: dict[int, Contribution] = {}
+    for row in prepared.rows:  # each outcome's part, row by row in the batch's order
+        expected.setdefault(row[0], Contribution()).add(contribution_of_prepared(row))
+    assert {p: c.by_outcome for p, c in prepared.aggregates.items()} == {
+        p: c.by_outcome for p, c in expected.items()
+    }
+    assert set(prepared.aggregates[0].by_outcome) == {"pass", "fail"}
+    assert prepared.aggregates[0].by_outcome["fail"].fail_count == 1

@@ -290,3 +290,15 @@ def test_red_team_filters_match_any_case_and_any_json_value(spec, found):
     services.add_results(eval=e, results=[result(t, metadata=m) for t, m in enumerate(metadata)])
     page = table_page(eval=e, filters=[spec])
     assert [row["test_idx"] for row in page["body"]] == found
+
+
+def test_an_errors_text_is_searched_as_it_is_after_the_rest():
+    e = make_eval(prompts=1)
+    image = "data:image/png;base64," + "QUJD" * 10
+    services.add_results(
+        eval=e,
+        results=[result(0, vars={"image": image}, success=False, error=f"Bad {image}",
+                        failure_reason=2, components=[])],
+    )  # fmt: skip
+    stored = EvalResult.objects.get(eval=e)
+    assert stored.search_text == f"ok data:image/png;base64,… assertion failed bad {image.lower()}"

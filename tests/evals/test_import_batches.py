@@ -285,7 +285,9 @@ def test_the_file_is_read_in_a_second_process_unless_told_not_to(
     assert EvalResult.objects.filter(eval_id="eval-order").count() == 14
 
 
-def test_a_failure_while_writing_stops_the_reader_and_leaves_nothing(tmp_path, settings, monkeypatch):
+def test_a_failure_while_writing_stops_the_reader_and_leaves_nothing(
+    tmp_path, settings, monkeypatch
+):
     settings.RESULTS_BATCH_LIMIT = 4
     pids = reader_pids(tmp_path, monkeypatch)
     real = importers._Writer.add
