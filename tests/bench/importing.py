@@ -137,30 +137,41 @@ def status_kib(status: Path) -> dict[str, int]:
     return found
 
 
+# The 100,000-result import is timed this many times (the median is the figure): one
+# import is a single sample, and this machine's speed moves ±20% from minute to minute.
+SMALL_IMPORT_RUNS = 3
+
+
 def measure_imports(ctx: Context) -> None:
     peaks: dict[int, int] = {}
     for count in (ctx.scale.import_small, ctx.scale.import_large):
         path = ctx.home / f"promptfoo-export-{count}.json"
         size = write_export(path, count)
         log(f"import: wrote {size / 1e6:,.0f} MB export of {count:,} results; importing")
-        run = run_import(path, ctx.home / "import.log")
-        peaks[count] = run.peak_rss
+        times = SMALL_IMPORT_RUNS if count == ctx.scale.import_small else 1
+        runs = [run_import(path, ctx.home / "import.log") for _ in range(times)]
+        run = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+        # Both bounds on the cautious side: the highest peak against 300 MB, the lowest
+        # as the small import's in the streaming ratio.
+        peaks[count] = min(r.peak_rss for r in runs)
         rate = count / run.seconds
         ctx.add(Figure("import", f"import promptfoo JSON, {count:,} results", rate, "results/s",
                        "≥ 20,000/s", ok=rate >= 20_000,
                        detail={"seconds": round(run.seconds, 2), "file_mb": round(size / 1e6, 1),
-                               "processes": run.processes}))  # fmt: skip
+                               "processes": run.processes,
+                               "runs_seconds": [round(r.seconds, 2) for r in runs]}))  # fmt: skip
         if ctx.vendor == "sqlite":  # PostgreSQL's server writes the rows, not the command
             ctx.add(Figure("import", f"import bytes written, {count:,} results",
                            run.written / 1e6, "MB", "report"))  # fmt: skip
+        peak = max(runs, key=lambda r: r.peak_rss)
         ctx.add(Figure("import", f"import peak RSS, {count:,} results (all its processes)",
-                       run.peak_rss / 2**20, "MB", "≤ 300", ok=run.peak_rss / 2**20 <= 300,
-                       detail={"peak_pss_mb": round(run.peak_pss / 2**20, 1),
-                               "processes": run.processes,
-                               "peak_reached_at_s": round(run.peak_at, 1),
-                               "import_s": round(run.seconds, 1),
+                       peak.peak_rss / 2**20, "MB", "≤ 300", ok=peak.peak_rss / 2**20 <= 300,
+                       detail={"peak_pss_mb": round(peak.peak_pss / 2**20, 1),
+                               "processes": peak.processes,
+                               "peak_reached_at_s": round(peak.peak_at, 1),
+                               "import_s": round(peak.seconds, 1),
                                **{f"command_{k}_mb_at_peak": round(v / 1024, 1)
-                                  for k, v in run.parts.items()}}))  # fmt: skip
+                                  for k, v in peak.parts.items()}}))  # fmt: skip
         if count == ctx.scale.import_small:
             # The same file read and written in turn by one process: what the reader
             # process the command forks (evals.forked) buys.

@@ -13,10 +13,15 @@ import httpx
 from django.db import connection
 
 from evals import prepare, search, services
-from evals.models import EvalResult
+from evals.models import Eval, EvalResult, PromptText
 from tests.bench.common import Context, Figure, log, prompt_specs, result_batches
 
 BASELINE_TABLE = "bench_baseline_result"
+# The tables a result row's foreign keys name, and where in RESULT_COLUMNS the key is.
+PARENTS = (
+    (Eval._meta.db_table, services.RESULT_COLUMNS.index("eval_id")),
+    (PromptText._meta.db_table, services.RESULT_COLUMNS.index("prompt_text_id")),
+)
 BASELINE_FTS = "bench_baseline_fts"
 TABLE = EvalResult._meta.db_table
 
@@ -28,9 +33,11 @@ class Baseline:
     """A bare `executemany` of the same rows into a copy of the results table.
 
     SQLite: a separate file with the app's pragmas and the table + indexes recreated from
-    the real table's DDL in sqlite_master. PostgreSQL: `CREATE TABLE … (LIKE … INCLUDING
-    ALL)` in the same database (indexes included, the trigram one too). The rows are
-    encoded before timing: the baseline is the database's own cost, nothing else.
+    the real table's DDL in sqlite_master, its foreign keys included (to parent tables
+    holding just the keys its rows name, filled before timing: the app checks both).
+    PostgreSQL: `CREATE TABLE … (LIKE … INCLUDING ALL)` in the same database (indexes
+    included, the trigram one too; no foreign keys). The rows are encoded before timing:
+    the baseline is the database's own cost, nothing else.
     """
 
     def __init__(self, ctx: Context, *, text_index: bool = False) -> None:
@@ -40,8 +47,9 @@ class Baseline:
         if self.vendor == "sqlite":
             name = "baseline-text-index.db" if text_index else "baseline.db"
             self.conn: Any = sqlite3.connect(ctx.home / name, isolation_level=None)
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536",
-                           "temp_store=MEMORY", "mmap_size=268435456"):  # fmt: skip
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                           "cache_size=-65536", "temp_store=MEMORY",
+                           "mmap_size=268435456"):  # fmt: skip
                 self.conn.execute(f"PRAGMA {pragma}")
             for ddl in sqlite_ddl() + (sqlite_text_index_ddl() if text_index else []):
                 self.conn.execute(ddl)
@@ -59,6 +67,10 @@ class Baseline:
 
     def insert(self, rows: list[tuple]) -> float:
         """One transaction, one executemany; returns the seconds it took."""
+        if self.vendor == "sqlite":  # the parents the rows name, as create_eval stores them
+            for table, position in PARENTS:
+                keys = {(row[position],) for row in rows if row[position] is not None}
+                self.conn.executemany(f"INSERT OR IGNORE INTO {table} (id) VALUES (?)", keys)
         t0 = time.perf_counter()
         if self.vendor == "sqlite":
             self.conn.execute("BEGIN IMMEDIATE")
@@ -97,13 +109,11 @@ def sqlite_ddl() -> list[str]:
             [TABLE],
         )
         rows = cursor.fetchall()
-    ddl = []
+    ddl = [f'CREATE TABLE "{table}" ("id" text NOT NULL PRIMARY KEY)' for table, _ in PARENTS]
     for kind, name, sql in rows:
         sql = re.sub(rf'"?{TABLE}"?', f'"{BASELINE_TABLE}"', sql, count=1 if kind == "table" else 0)
         if kind == "index":
             sql = sql.replace(f'"{name}"', f'"bench_idx_{name}"', 1)
-        # The baseline has no parent tables: drop the foreign keys (the app checks them).
-        sql = re.sub(r"REFERENCES \"[a-z_]+\" \(\"id\"\)( DEFERRABLE INITIALLY DEFERRED)?", "", sql)
         ddl.append(sql)
     return ddl
 
