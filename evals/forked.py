@@ -6,12 +6,14 @@ otherwise wait for the database, and the database work would wait for it. The ch
 forked, so it starts with everything this process loaded (no second Django set-up), and
 it never uses this process's database connections: it leaves with os._exit, closing
 nothing. Messages cross a pipe, pickled; a full pipe blocks the child, so it runs at most
-a message or two ahead and memory stays bounded.
+a message or two ahead and memory stays bounded. A message must not contain itself: it is
+pickled without a memo (`_dumps`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import multiprocessing
 import os
 import pickle
@@ -123,7 +125,7 @@ def _child(produce: Callable[[Send], None], receiver: Any, sender: Any) -> None:
     # this process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        produce(lambda item: sender.send((_ITEM, item)))
+        produce(lambda item: sender.send_bytes(_dumps((_ITEM, item))))
         sender.send((_DONE, None))
     except (BrokenPipeError, ConnectionResetError):
         pass  # the parent stopped listening: it failed or was stopped, and says why
@@ -133,6 +135,18 @@ def _child(produce: Callable[[Send], None], receiver: Any, sender: Any) -> None:
         _send_failure(sender, exc, picklable=False)
     finally:
         sender.close()
+
+
+def _dumps(message: Any) -> memoryview:
+    """`message` pickled without a memo (Pickler.fast), which a message that contains
+    itself would recurse on forever. A batch of prepared results is some 200,000 objects,
+    none shared; memoizing each was most of the reader's pickling (1.9 → 0.55 µs a result,
+    and 1.2 → 0.95 µs to unpickle here)."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True
+    pickler.dump(message)
+    return buffer.getbuffer()
 
 
 def _send_failure(sender: Any, exc: BaseException, *, picklable: bool = True) -> None:

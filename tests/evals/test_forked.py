@@ -39,6 +39,13 @@ def test_messages_arrive_in_order_from_another_process():
     assert {pid for pid, _, _ in got} != {os.getpid()}
 
 
+def test_a_message_holding_one_object_twice_arrives_equal():
+    shared = {"rows": [(1, "a", None, 2.5)], "nested": {"k": ["v"]}}
+    got = []
+    forked.run(lambda send: send(("batch", shared, [shared, shared])), got.append, forked=True)
+    assert got == [("batch", shared, [shared, shared])]
+
+
 def test_without_a_fork_the_producer_runs_here():
     got = []
     forked.run(lambda send: send(os.getpid()), got.append, forked=False)
