@@ -8,7 +8,7 @@ PORT ?= 8000
 SCALE ?= full
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-postgres test-all lint format bench soak migrate clean
+.PHONY: install run test test-postgres test-all lint format bench bench-instructions soak migrate clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m tests.bench --scale $(SCALE)
+
+bench-instructions: $(STAMP)
+	$(PY) -m tests.bench.instructions
 
 soak: $(STAMP)
 	$(BIN)/pytest tests/reliability -m slow --run-slow
