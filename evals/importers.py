@@ -8,7 +8,7 @@ the file size;
 what promptfoo writes after the results (config, metadata) updates the eval at the end,
 inside the same transaction. The file is read and its batches prepared in a forked
 second process while this one writes them (evals.forked): on the 2-core dev machine a
-100,000-result export took 6.2 s in one process and 4.3 s in two (`make bench`).
+100,000-result export took 8.8 s in one process and 6.0 s in two (`make bench`, a slow day).
 """
 
 from __future__ import annotations
