@@ -1,7 +1,7 @@
-"""Query expressions of the result indexes that migrations 0005–0011 built.
+"""The expression of the red-team key indexes that migration 0005 built and 0012 dropped.
 
-The red-team keys are stored columns since migration 0012 (evals.prepare.KEY_COLUMNS);
-this expression stays importable for the migrations that name it.
+The keys are stored columns since migration 0012 (evals.prepare.KEY_COLUMNS); this
+expression stays importable for the migrations that name it (and 0012's reversal).
 """
 
 from __future__ import annotations
