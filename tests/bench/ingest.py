@@ -65,12 +65,18 @@ class Baseline:
         marks = ", ".join([self.placeholder] * len(services.RESULT_COLUMNS))
         self.sql = f"INSERT INTO {BASELINE_TABLE} ({columns}) VALUES ({marks})"
 
-    def insert(self, rows: list[tuple]) -> float:
-        """One transaction, one executemany; returns the seconds it took."""
-        if self.vendor == "sqlite":  # the parents the rows name, as create_eval stores them
+    def add_parents(self, rows: list[tuple]) -> None:
+        """The parent rows `rows` name (SQLite), as create_eval stores them: not timed."""
+        if self.vendor == "sqlite":
             for table, position in PARENTS:
                 keys = {(row[position],) for row in rows if row[position] is not None}
                 self.conn.executemany(f"INSERT OR IGNORE INTO {table} (id) VALUES (?)", keys)
+
+    def insert(self, rows: list[tuple], *, parents: bool = True) -> float:
+        """One transaction, one executemany; returns the seconds it took. `parents=False`:
+        add_parents was called for these rows already."""
+        if parents:
+            self.add_parents(rows)
         t0 = time.perf_counter()
         if self.vendor == "sqlite":
             self.conn.execute("BEGIN IMMEDIATE")
