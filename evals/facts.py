@@ -41,6 +41,17 @@ def _counts(*values: Any) -> tuple[int, ...]:
     return values
 
 
+def _token_counts(a: Any, b: Any, c: Any, d: Any, e: Any) -> tuple[int, ...]:
+    """_counts of five values (a token usage), with the fewest steps: this runs for every
+    result written. Non-negative whole numbers below 2⁵³ pass as they are."""
+    if (
+        type(a) is int and type(b) is int and type(c) is int and type(d) is int
+        and type(e) is int and 0 <= a | b | c | d | e <= _LIMIT
+    ):  # fmt: skip
+        return a, b, c, d, e
+    return tuple(map(as_count, (a, b, c, d, e)))
+
+
 def result_facts(response: Any, grading_result: Any) -> tuple[int, ...]:
     """FACT_COLUMNS' values for one result, as promptfoo counts them.
 
@@ -65,8 +76,8 @@ def result_facts(response: Any, grading_result: Any) -> tuple[int, ...]:
     usage = response.get("tokenUsage") if isinstance(response, dict) else None
     if isinstance(usage, dict):
         get = usage.get
-        tokens = _counts(get("prompt"), get("completion"), get("total"), get("cached"),
-                         get("numRequests", 1))  # fmt: skip
+        tokens = _token_counts(get("prompt"), get("completion"), get("total"), get("cached"),
+                               get("numRequests", 1))  # fmt: skip
     else:
         tokens = (0, 0, 0, 0, 1)
     return (passed, failed, *tokens, *grader)

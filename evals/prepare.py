@@ -12,10 +12,14 @@ while the first one writes (evals.importers).
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import reduce
+from itertools import chain, count, repeat
 from operator import add, itemgetter
 from typing import Any
 
@@ -56,6 +60,7 @@ JSON_POSITIONS = tuple(
 MEDIA_POSITIONS = tuple(
     ROW_COLUMNS.index(name) for name in ("response", "grading_result", "metadata")
 )
+_MEDIA_TEXTS = itemgetter(*MEDIA_POSITIONS)
 
 # The results table's integer columns (indices, latency) are 32-bit on PostgreSQL.
 INT_COLUMN_MAX = 2**31 - 1
@@ -180,7 +185,9 @@ def contribution_of(
     the result's JSON again.
     """
     c, outcome = Contribution(), outcome_of(success, failure_reason)
-    _add_results(c.outcome(outcome), outcome, [(score, latency_ms, cost, *facts)], [named_scores])
+    columns = list(zip((score, latency_ms, cost, *facts)))  # one value a column
+    named = named_scores if isinstance(named_scores, dict) else {}
+    _add_results(c.outcome(outcome), outcome, columns, [named])
     return c.totalled()
 
 
@@ -198,15 +205,16 @@ _NUMBERS = itemgetter(SCORE, LATENCY_MS, COST, *range(FACTS, len(ROW_COLUMNS)))
 
 
 def _add_results(
-    part: Contribution, outcome: str, numbers: list[tuple], named_scores: list[Any]
+    part: Contribution, outcome: str, columns: Sequence[tuple], named_scores: list[dict]
 ) -> None:
     """Add results of one `outcome` to its part of a prompt's contribution, in order.
 
-    `numbers` holds each result's score, latency, cost and facts (`_NUMBERS` of its row),
-    `named_scores` their named scores. Columns are summed a whole batch at a time: floats
-    in the order added one by one (so the same sums), integers with sum().
+    `columns` are the results' scores, latencies, costs and each fact (`_NUMBERS` of their
+    rows' columns), `named_scores` their named scores. Each is summed a whole column at a
+    time: floats in the order added one by one (so the same sums), integers with sum().
     """
-    count = len(numbers)
+    score, latency, cost, *facts = columns
+    count = len(score)
     part.result_count += count
     if outcome == "pass":
         part.pass_count += count
@@ -214,14 +222,11 @@ def _add_results(
         part.error_count += count
     else:
         part.fail_count += count
-    score, latency, cost, *facts = zip(*numbers, strict=True)
     part.score_sum = reduce(add, score, part.score_sum)
     part.latency_sum_ms += sum(latency)
     part.cost_sum = reduce(add, cost, part.cost_sum)
     _add_facts(part, [sum(column) for column in facts])
-    for named in named_scores:
-        if isinstance(named, dict) and named:
-            _add_named_scores(part, named)
+    _add_named_scores(part, named_scores)
 
 
 def _add_facts(c: Contribution, facts: tuple[int, ...] | list[int]) -> None:
@@ -240,12 +245,38 @@ def _add_facts(c: Contribution, facts: tuple[int, ...] | list[int]) -> None:
     c.assert_token_cached += g_cached
 
 
-def _add_named_scores(c: Contribution, named_scores: dict) -> None:
+def _add_named_scores(c: Contribution, named_scores: list[dict]) -> None:
+    """Add results' named scores (metric → number) to `c`, a metric at a time: its values
+    in the results' order, then one weight each. A value that is no finite number (a bool,
+    text, NaN: its JSON is null) adds nothing."""
     sums, weights = c.named_score_sums, c.named_score_weights
-    for key, value in named_scores.items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            sums[key] = sums.get(key, 0.0) + float(value)
-            weights[key] = weights.get(key, 0.0) + 1.0
+    for key in dict.fromkeys(chain.from_iterable(named_scores)):
+        values = list(map(dict.get, named_scores, repeat(key)))  # None where it is missing
+        start = sums.get(key, 0.0)
+        if {*map(type, values)} == _FLOAT_ONLY:
+            total = reduce(add, values, start)
+            if total - total == 0.0:  # all finite (NaN or an infinity would make it NaN)
+                sums[key] = total
+                weights[key] = weights.get(key, 0.0) + len(values)  # whole numbers: exact
+                continue
+        values = [number for number in map(_score_number, values) if number is not None]
+        if values:
+            sums[key] = reduce(add, values, start)
+            weights[key] = weights.get(key, 0.0) + len(values)
+
+
+_FLOAT_ONLY = {float}
+
+
+def _score_number(value: Any) -> float | None:
+    """A named score's value as a float, or None when it is no finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return number if math.isfinite(number) else None
 
 
 # --- the stored metadata keys -----------------------------------------------------------
@@ -306,14 +337,17 @@ def search_text(
 
 
 def _search_text(response: Any, vars_: Any, grading: Any, metadata: Any, error: Any) -> str:
-    parts: list[str] = []
-    if isinstance(response, dict):
-        _add_text(parts, response.get("output"))
-    _add_values(parts, vars_)
-    if isinstance(grading, dict):
-        _add_text(parts, grading.get("reason"))
-    _add_values(parts, metadata)
-    text = " ".join(parts)
+    parts = [
+        response.get("output") if isinstance(response, dict) else None,
+        *(vars_.values() if type(vars_) is dict else _values(vars_)),
+        grading.get("reason") if isinstance(grading, dict) else None,
+        *(metadata.values() if type(metadata) is dict else _values(metadata)),
+    ]
+    try:  # nearly always every part is text: join raises TypeError otherwise
+        text = " ".join(parts)
+    except TypeError:  # a missing part (None), or a value that is no text (its JSON)
+        parts = [part if type(part) is str else _encode(part) for part in parts if part is not None]
+        text = " ".join(parts)
     # An image or a sound in a var (vision evals) is not text to search. One search of
     # the joined text: no payload spans two parts (none holds a space).
     if "base64," in text:
@@ -323,25 +357,15 @@ def _search_text(response: Any, vars_: Any, grading: Any, metadata: Any, error: 
     return text.lower()
 
 
-def _add_text(parts: list[str], value: Any) -> None:
-    if value is not None:
-        parts.append(value if isinstance(value, str) else _encode(value))
+def _values(values: Any) -> Any:
+    """What is searched of vars or metadata: an object's values, a list's items, or the
+    value itself."""
+    if isinstance(values, dict):
+        return values.values()
+    return values if isinstance(values, list) else (values,)
 
 
 _DATA_URL_PAYLOAD = re.compile(r"(data:[\w.+-]+/[\w.+-]+;base64,)[A-Za-z0-9+/=]+")
-
-
-def _add_values(parts: list[str], values: Any) -> None:
-    if isinstance(values, dict):
-        values = values.values()
-    elif not isinstance(values, list):
-        _add_text(parts, values)
-        return
-    for value in values:
-        if type(value) is str:
-            parts.append(value)
-        elif value is not None:
-            parts.append(value if isinstance(value, str) else _encode(value))
 
 
 # --- one result --------------------------------------------------------------------------
@@ -397,6 +421,7 @@ _JSON_FIELDS = (
     ("provider", _OBJECT_OR_TEXT),
 )  # fmt: skip
 _JSON_KEYS = tuple(key for key, _ in _JSON_FIELDS)
+_DICT_OR_NONE = {dict, type(None)}
 _dumps = orjson.dumps
 
 
@@ -410,7 +435,8 @@ def _encode(value: Any) -> str:
 
 def prepare_row(result: Any, index: int) -> tuple[tuple, Any, Any]:
     """promptfoo's EvaluateResult (camelCase) → (its ROW_COLUMNS values, its named scores,
-    its vars), or Invalid naming the result and the field.
+    its vars: an object, iterated as the var names, or () when there is none), or Invalid
+    naming the result and the field.
 
     Checks run in a fixed order (indices, success, numbers, then each JSON field), so a
     result with several faults is always refused for the same one. The common case, exact
@@ -436,16 +462,17 @@ def prepare_row(result: Any, index: int) -> tuple[tuple, Any, Any]:
     latency = get("latencyMs")
     if type(latency) is not int or not 0 <= latency <= INT_COLUMN_MAX:
         latency = int(_number(result, "latencyMs", index, limit=INT_COLUMN_MAX))
-    values = list(map(get, _JSON_KEYS))
-    for (key, kinds), value in zip(_JSON_FIELDS, values, strict=True):
-        if value is not None and type(value) is not dict:
-            _json_field(result, key, index, kinds)  # Invalid unless one of `kinds`
+    values = tuple(map(get, _JSON_KEYS))
+    if not {*map(type, values)} <= _DICT_OR_NONE:
+        for (key, kinds), value in zip(_JSON_FIELDS, values, strict=True):
+            if value is not None and type(value) is not dict:
+                _json_field(result, key, index, kinds)  # Invalid unless one of `kinds`
     response, grading, test_case, metadata, named, prompt, provider = values
     error = get("error")
     if error is not None and type(error) is not str:
         error = error if isinstance(error, str) else canonical_json(error)
     cost = get("cost")
-    if type(cost) is not float or not -_FLOAT_MAX <= cost <= _FLOAT_MAX:
+    if type(cost) is not float or cost - cost != 0.0:  # not a finite float (inf - inf is NaN)
         cost_default = response.get("cost") if response is not None else None
         cost = _number(
             result, "cost", index, cost_default if isinstance(cost_default, int | float) else 0.0
@@ -511,7 +538,7 @@ def prepare_row(result: Any, index: int) -> tuple[tuple, Any, Any]:
         success, score, latency, cost, texts[4], texts[5], texts[6], *metadata_keys(metadata),
         searched, *result_facts(response, grading),
     )  # fmt: skip
-    return row, named, vars_
+    return row, named, vars_ if type(vars_) is dict or isinstance(vars_, dict) else ()
 
 
 # --- a batch -----------------------------------------------------------------------------
@@ -553,66 +580,73 @@ def check_batch(results: Any) -> None:
 
 def prepare_results(results: Any) -> PreparedBatch:
     """Validate and prepare a batch; the first invalid result raises Invalid (its index and
-    field), so a batch is stored whole or not at all."""
+    field), so a batch is stored whole or not at all.
+
+    Per result, `prepare_row` and a two-line loop that groups the rows by prompt and
+    outcome run in Python; the rest (dropping repeated pairs, the sums, var names, older
+    results' outputs, the media check) runs through builtins over whole columns.
+    """
     check_batch(results)
-    rows: list[tuple] = []
-    pairs: set[tuple[int, int]] = set()
-    aggregates: dict[int, Contribution] = {}
-    # (prompt_idx, outcome) → that prompt's part for the outcome, its rows' numbers and
-    # named scores; (prompt_idx, success, failure_reason) → the same, looked up per row.
-    outcomes: dict[tuple[int, str], tuple[Contribution, str, list, list]] = {}
-    parts: dict[tuple[int, bool, int], tuple[Contribution, str, list, list]] = {}
-    var_names: dict[str, None] = {}
-    outputs: list[tuple[int, str]] = []  # older results' top-level output, by position
-    result_at: list[Any] = []
-    for index, result in enumerate(results):
-        row, named, vars_ = prepare_row(result, index)
-        pair = (row[TEST_IDX], row[PROMPT_IDX])
-        if pair in pairs:
-            continue
-        pairs.add(pair)
-        rows.append(row)
-        result_at.append(result)
-        output = result.get("output")  # promptfoo's older results put it at the top level
-        if output is not None:
-            text = output if isinstance(output, str) else fastjson.dumps(output)
-            outputs.append((len(rows) - 1, text))
-        key = (row[PROMPT_IDX], row[SUCCESS], row[FAILURE_REASON])
-        part = parts.get(key)
-        if part is None:
-            part = parts[key] = _part(aggregates, outcomes, key)
-        part[2].append(row)
-        part[3].append(named)
-        if type(vars_) is dict or isinstance(vars_, dict):
-            for name in vars_:
-                if name not in var_names:
-                    var_names[name] = None
-    for contribution, outcome, outcome_rows, named_scores in outcomes.values():
-        _add_results(contribution, outcome, list(map(_NUMBERS, outcome_rows)), named_scores)
+    if not results:
+        return PreparedBatch(rows=[], aggregates={}, var_names=[], media={})
+    rows, named_scores, var_lists = map(list, zip(*map(prepare_row, results, count()), strict=True))
+    kept = results
+    if len(set(map(_PAIR, rows))) != len(rows):
+        rows, named_scores, var_lists, kept = _first_of_each_pair(
+            rows, named_scores, var_lists, results
+        )
     return PreparedBatch(
         rows=rows,
-        aggregates=aggregates,
-        var_names=list(var_names),
-        media=_maybe_media(rows, outputs, result_at),
+        aggregates=_aggregates(rows, named_scores),
+        var_names=list(dict.fromkeys(chain.from_iterable(var_lists))),
+        media=_maybe_media(rows, _outputs(kept), kept),
         repeated=len(results) - len(rows),
     )
 
 
-def _part(
-    aggregates: dict[int, Contribution],
-    outcomes: dict[tuple[int, str], tuple[Contribution, str, list, list]],
-    key: tuple[int, bool, int],
-) -> tuple[Contribution, str, list, list]:
-    """The part of the batch's aggregates that a result of `key` adds to (made if new)."""
-    prompt_idx, success, failure_reason = key
-    outcome = outcome_of(success, failure_reason)
-    found = outcomes.get((prompt_idx, outcome))
-    if found is None:
+_PAIR = itemgetter(TEST_IDX, PROMPT_IDX)
+_ERROR = int(FailureReason.ERROR)
+
+
+def _first_of_each_pair(rows: list[tuple], *others: list) -> list[list]:
+    """`rows` and the lists beside them without the rows whose (test, prompt) pair an
+    earlier row has (a batch that repeats a pair keeps the first)."""
+    seen: set[tuple[int, int]] = set()
+    keep = [i for i, pair in enumerate(map(_PAIR, rows)) if not (pair in seen or seen.add(pair))]
+    return [list(map(values.__getitem__, keep)) for values in (rows, *others)]
+
+
+def _aggregates(rows: list[tuple], named_scores: list[dict]) -> dict[int, Contribution]:
+    """What the rows add to each prompt's aggregates, each outcome's part summed over its
+    rows in the batch's order (so floats add up exactly as one by one)."""
+    # (prompt, success, an error?) → positions: a prompt's outcome (outcome_of).
+    groups: dict[tuple[int, bool, bool], list[int]] = defaultdict(list)
+    for position, row in enumerate(rows):
+        groups[row[PROMPT_IDX], row[SUCCESS], row[FAILURE_REASON] == _ERROR].append(position)
+    aggregates: dict[int, Contribution] = {}
+    for (prompt_idx, success, error), positions in groups.items():
+        outcome = "pass" if success else "error" if error else "fail"
         contribution = aggregates.get(prompt_idx)
         if contribution is None:
             contribution = aggregates[prompt_idx] = Contribution()
-        found = outcomes[(prompt_idx, outcome)] = (contribution.outcome(outcome), outcome, [], [])
-    return found
+        _add_results(
+            contribution.outcome(outcome), outcome,
+            _NUMBERS(list(zip(*map(rows.__getitem__, positions), strict=True))),
+            list(map(named_scores.__getitem__, positions)),
+        )  # fmt: skip
+    return aggregates
+
+
+def _outputs(results: list[Any]) -> list[tuple[int, str]]:
+    """Older results' top-level output (promptfoo put it there once) as text, by position."""
+    outputs = list(map(dict.get, results, repeat("output")))
+    if outputs.count(None) == len(outputs):
+        return []
+    return [
+        (position, output if isinstance(output, str) else fastjson.dumps(output))
+        for position, output in enumerate(outputs)
+        if output is not None
+    ]
 
 
 def _maybe_media(
@@ -625,8 +659,12 @@ def _maybe_media(
     then older results' top-level outputs.
     """
     try:
-        from blobs.services import texts_with_media_marker
+        from blobs.services import holds_media_marker, texts_with_media_marker
     except ImportError:  # pragma: no cover - the blobs app is part of the project
+        return {}
+    # Nearly always no text holds a marker: one search of them all joined says so.
+    joined = "\n".join(filter(None, chain.from_iterable(map(_MEDIA_TEXTS, rows))))
+    if not holds_media_marker(joined) and not any(holds_media_marker(t) for _, t in outputs):
         return {}
     texts = [row[column] or "" for row in rows for column in MEDIA_POSITIONS]
     texts += [text for _, text in outputs]
