@@ -2,13 +2,6 @@ import gc
 
 from django.apps import AppConfig
 
-# The cyclic collector's thresholds for every process. A batch of results allocates
-# thousands of small containers (parsed results, prepared rows, their INSERT values) that
-# live as long as the batch, so at CPython's 700 the collector walked each of them a few
-# times before it was freed: ~3% of add_results' instructions (`make bench-instructions`),
-# ~12% of an import's CPU. Cycles are still collected, only in fewer, larger passes.
-GC_THRESHOLD = (50_000, 20, 10)
-
 
 class AlchemySiteConfig(AppConfig):
     name = "alchemy_site"
@@ -26,4 +19,3 @@ class AlchemySiteConfig(AppConfig):
         # (5 µs a result). The server (alchemy_site.asgi) freezes again once it has loaded
         # its routes and consumers.
         gc.freeze()
-        gc.set_threshold(*GC_THRESHOLD)

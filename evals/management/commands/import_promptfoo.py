@@ -12,16 +12,13 @@ from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
-from alchemy_site.apps import GC_THRESHOLD
 from alchemy_site.sqlite import bulk_write_pragmas
 from evals.importers import ImportFailed, import_path
 
 # An import allocates millions of small, short-lived dicts (parsed results, rows), so
 # CPython's cyclic collector ran every 700 allocations and now and then walked all of
-# Django's long-lived objects too: ~12% of the import's CPU at 100,000 results. Every
-# process collects this seldom now (alchemy_site.apps); an import also freezes what it
-# starts with, and puts back the thresholds it found.
-IMPORT_GC_THRESHOLD = GC_THRESHOLD
+# Django's long-lived objects too: ~12% of the import's CPU at 100,000 results.
+IMPORT_GC_THRESHOLD = (50_000, 20, 10)
 
 
 @contextlib.contextmanager
