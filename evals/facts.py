@@ -33,17 +33,10 @@ def as_count(value: Any) -> int:
     return 0
 
 
-def _counts(*values: Any) -> tuple[int, ...]:
-    """as_count of each value; whole numbers in range (nearly all) pass as they are."""
-    for value in values:
-        if type(value) is not int or not -_LIMIT <= value <= _LIMIT:
-            return tuple(map(as_count, values))
-    return values
-
-
-def _token_counts(a: Any, b: Any, c: Any, d: Any, e: Any) -> tuple[int, ...]:
-    """_counts of five values (a token usage), with the fewest steps: this runs for every
-    result written. Non-negative whole numbers below 2⁵³ pass as they are."""
+def _counts(a: Any, b: Any, c: Any, d: Any, e: Any = 0) -> tuple[int, ...]:
+    """as_count of five values (a token usage; a grader's has four, and `e` is 0), with
+    the fewest steps, as this runs for every result written: non-negative whole numbers
+    below 2⁵³ (nearly all) pass as they are."""
     if (
         type(a) is int and type(b) is int and type(c) is int and type(d) is int
         and type(e) is int and 0 <= a | b | c | d | e <= _LIMIT
@@ -72,12 +65,12 @@ def result_facts(response: Any, grading_result: Any) -> tuple[int, ...]:
         used = grading_result.get("tokensUsed")
         if isinstance(used, dict):
             grader = _counts(used.get("prompt"), used.get("completion"), used.get("total"),
-                             used.get("cached"))  # fmt: skip
+                             used.get("cached"))[:4]  # fmt: skip
     usage = response.get("tokenUsage") if isinstance(response, dict) else None
     if isinstance(usage, dict):
         get = usage.get
-        tokens = _token_counts(get("prompt"), get("completion"), get("total"), get("cached"),
-                               get("numRequests", 1))  # fmt: skip
+        tokens = _counts(get("prompt"), get("completion"), get("total"), get("cached"),
+                         get("numRequests", 1))  # fmt: skip
     else:
         tokens = (0, 0, 0, 0, 1)
     return (passed, failed, *tokens, *grader)

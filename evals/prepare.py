@@ -659,15 +659,10 @@ def _maybe_media(
     then older results' top-level outputs.
     """
     try:
-        from blobs.services import holds_media_marker, texts_with_media_marker
+        from blobs.services import texts_with_media_marker
     except ImportError:  # pragma: no cover - the blobs app is part of the project
         return {}
-    # Nearly always no text holds a marker: one search of them all joined says so.
-    joined = "\n".join(filter(None, chain.from_iterable(map(_MEDIA_TEXTS, rows))))
-    if not holds_media_marker(joined) and not any(holds_media_marker(t) for _, t in outputs):
-        return {}
-    texts = [row[column] or "" for row in rows for column in MEDIA_POSITIONS]
-    texts += [text for _, text in outputs]
+    texts = [*chain.from_iterable(map(_MEDIA_TEXTS, rows)), *(text for _, text in outputs)]
     per_row, in_rows = len(MEDIA_POSITIONS), len(rows) * len(MEDIA_POSITIONS)
     owners = (i // per_row if i < in_rows else outputs[i - in_rows][0] for i in
               sorted(texts_with_media_marker(texts)))  # fmt: skip

@@ -193,3 +193,8 @@ def test_data_is_a_marker_only_as_a_key():
 def test_no_marker_is_made_of_one_texts_end_and_the_next_ones_start():
     assert texts_with_media_marker(['{"da', 'ta"}', "base", "64,"]) == set()
     assert texts_with_media_marker([]) == set()
+
+
+def test_a_missing_text_holds_no_marker_and_keeps_its_position():
+    assert texts_with_media_marker([None, '{"x": 1}', None, "base64,", None]) == {3}
+    assert texts_with_media_marker([None, None]) == set()

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evals import prepare
-from evals.facts import _token_counts, as_count
+from evals.facts import _counts, as_count
 from evals.prepare import (
     PROMPT_IDX,
     TEST_IDX,
@@ -150,7 +150,7 @@ def test_a_data_url_payload_is_left_out_of_the_search_text():
 
 @given(st.tuples(counts, counts, counts, counts, counts))
 def test_token_counts_are_each_values_count(values):
-    found = _token_counts(*values)
+    found = _counts(*values)
     assert found == tuple(map(as_count, values))
     assert all(type(n) is int for n in found)
 
