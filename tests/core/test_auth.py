@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from alchemy_site.auth import create_api_key, revoke_api_key, verify_api_key
+from alchemy_site.auth import KEY_PREFIX, create_api_key, revoke_api_key, verify_api_key
 from alchemy_site.models import ApiKey
 
 pytestmark = pytest.mark.django_db
@@ -88,7 +88,9 @@ def test_malformed_keys_are_rejected_without_errors(raw, user):
 
 def test_keys_are_stored_only_as_a_hash(user):
     key, raw = create_api_key(user=user)
-    secret = raw.rsplit("_", 1)[1]
+    # The secret is what follows the prefix's "_" (it may hold "_" itself: urlsafe base64).
+    secret = raw[len(KEY_PREFIX) :].partition("_")[2]
+    assert len(secret) >= 40
     stored = ApiKey.objects.filter(pk=key.pk).values().get()
     assert not any(secret in str(value) for value in stored.values())
     assert len(key.hashed_key) == 64
