@@ -134,6 +134,12 @@ DISABLE_WAL = env_bool("ALCHEMY_DISABLE_WAL", False)
 SQLITE_BUSY_TIMEOUT = env_int("ALCHEMY_SQLITE_BUSY_TIMEOUT", 30, minimum=5)
 
 
+# PostgreSQL connections each process keeps (its pool's most); workers × this must stay
+# under the server's max_connections.
+DB_POOL_SIZE = env_int("ALCHEMY_DB_POOL_SIZE", 10, minimum=1)
+POOL_TIMEOUT = 10
+
+
 def database_from_url(url: str) -> dict:
     scheme = urlparse(url).scheme
     if scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
@@ -142,13 +148,20 @@ def database_from_url(url: str) -> dict:
             "use postgres://user:password@host:5432/name or sqlite:////absolute/path.db"
         )
     try:
-        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        config = dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True)
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL could not be parsed: {exc}") from None
     if config["ENGINE"].endswith("sqlite3"):
         return sqlite_database(Path(config["NAME"]))
     if not config.get("NAME"):
         raise ImproperlyConfigured("DATABASE_URL names no database; add /<name> to the URL.")
+    # psycopg's pool, not persistent connections (CONN_MAX_AGE): the ASGI server runs each
+    # request on a thread of its own, so a connection kept per thread was a new connection
+    # every request, held open until the garbage collector freed its dead thread's (under
+    # load PostgreSQL ran out of connections). A request takes one of these and gives it
+    # back; one that waits POOL_TIMEOUT seconds for it answers 503.
+    pool = {"min_size": 1, "max_size": DB_POOL_SIZE, "timeout": POOL_TIMEOUT}
+    config["OPTIONS"] = {**config.get("OPTIONS", {}), "pool": pool}
     return config
 
 
