@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from functools import wraps
 from http import HTTPStatus
 
@@ -109,6 +110,29 @@ def out_of_space(exc: DatabaseError) -> bool:
     return "full" in text or "no space" in text
 
 
+# SQLSTATEs of a PostgreSQL server that is there but takes no more work now: connection
+# exceptions (08…), too many connections (53300), shutting down or starting up (57P01-03).
+UNAVAILABLE_SQLSTATES = ("08", "53300", "57P01", "57P02", "57P03")
+UNAVAILABLE_TEXTS = ("too many clients", "connection slots", "connection refused",
+                     "connection failed", "starting up", "shutting down",
+                     "couldn't get a connection")  # fmt: skip
+
+
+def busy(exc: DatabaseError) -> bool:
+    """The database can't take this request now, and the same request will do later:
+    SQLite's write lock is held past busy_timeout, PostgreSQL refuses connections
+    (max_connections reached, restarting, unreachable), or the connection pool stayed
+    empty past its timeout."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return True
+    sqlstate = getattr(exc.__cause__, "sqlstate", None) or ""
+    return sqlstate.startswith(UNAVAILABLE_SQLSTATES) or any(t in text for t in UNAVAILABLE_TEXTS)
+
+
+BUSY_MESSAGE = "The database is busy; nothing from this request was stored. Retry shortly."
+
+
 @api.exception_handler(DatabaseError)
 def database_error(request: HttpRequest, exc: DatabaseError):
     text = str(exc).lower()
@@ -132,15 +156,31 @@ def database_error(request: HttpRequest, exc: DatabaseError):
             {"detail": "A number is out of range for the database; nothing was stored."},
             status=HTTPStatus.UNPROCESSABLE_ENTITY,
         )
-    if "locked" in text or "busy" in text:
-        return JsonResponse(
-            {
-                "detail": "The database is busy; nothing from this request was stored. Retry shortly."
-            },
-            status=HTTPStatus.SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "1"},
-        )
+    if busy(exc):
+        return busy_response(request)
     raise exc
+
+
+def busy_response(request: HttpRequest) -> HttpResponse:
+    """503 with Retry-After: JSON for API and OTLP clients, text for a browser."""
+    status, headers = HTTPStatus.SERVICE_UNAVAILABLE, {"Retry-After": "1"}
+    if request.path.startswith(("/api/", "/v1/")):
+        return JsonResponse({"detail": BUSY_MESSAGE}, status=status, headers=headers)
+    return HttpResponse(
+        BUSY_MESSAGE, status=status, headers=headers, content_type="text/plain; charset=utf-8"
+    )
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The project's handler500: a busy database (raised by a page, or by middleware
+    before any view ran) answers 503 with Retry-After; anything else is Django's 500.
+
+    Django calls it while handling the exception, so sys.exception() is what was raised.
+    """
+    exc = sys.exception()
+    if isinstance(exc, DatabaseError) and busy(exc):
+        return busy_response(request)
+    return defaults.server_error(request)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

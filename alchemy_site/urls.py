@@ -7,6 +7,7 @@ from alchemy_site.api import api
 from alchemy_site.login import RateLimitedLoginView
 
 handler404 = "alchemy_site.api.not_found"
+handler500 = "alchemy_site.api.server_error"
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import logging
+from http import HTTPStatus
+
 from django.contrib.auth.decorators import login_not_required
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
 
 
 @require_GET
@@ -34,7 +39,21 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_not_required
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness for load balancers: the process answers and the database responds."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """Liveness for load balancers: the process answers and the database responds; else
+    503, and a balancer sends requests to another worker."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        # Unauthenticated: the error (which can name the database's host) goes to the log.
+        logger.exception("healthz: the database did not answer")
+        return JsonResponse(
+            {
+                "status": "unavailable",
+                "database": connection.vendor,
+                "detail": "The database did not answer; see the server's log.",
+            },
+            status=HTTPStatus.SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
     return JsonResponse({"status": "ok", "database": connection.vendor})

@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from alchemy_site.api import out_of_space
+from alchemy_site.api import busy, out_of_space
 from alchemy_site.auth import verify_api_key
 from alchemy_site.errors import StorageFull
 from tracing import otlp, services
@@ -123,8 +123,7 @@ def export_traces(request: HttpRequest) -> HttpResponse:
                 "`manage.py blobs gc` / `manage.py traces prune`), then retry."
             )
             return _failure(fmt, HTTPStatus.SERVICE_UNAVAILABLE, message, retry_after=30)
-        text = str(exc).lower()
-        if not isinstance(exc, OperationalError) or ("locked" not in text and "busy" not in text):
+        if not isinstance(exc, OperationalError) or not busy(exc):
             raise
         logger.warning("OTLP export of %d spans deferred: %s", count, exc)
         return _failure(
