@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +104,92 @@ def configure_sqlite(sender, connection, **kwargs) -> None:
             path.chmod(FILE_MODE)
     for pragma in PRAGMAS:
         raw.execute(pragma)
+
+
+class Checkpointer:
+    """Folds a database's WAL into its file on a thread of its own, after bulk writes.
+
+    SQLite checkpoints in the committing writer by default (once the WAL holds 1,000
+    pages): every few batches a commit also copied their pages into the database file
+    and synced it, ~4 of the ~6 ms a 1,000-result batch's commit took. Asked after a
+    batch commits (`soon`), this thread runs a PASSIVE checkpoint instead, which never
+    waits for or blocks writers and readers, at most every INTERVAL seconds, so a stream
+    of batches is folded in a few at a time while the writer prepares the next.
+    SQLite's own checkpoint stays as the backstop: a writer that finds the WAL past
+    1,000 pages still does it itself (only what this thread has not done yet).
+    """
+
+    INTERVAL = 0.05
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.wanted = threading.Event()
+        self.paths: set[Path] = set()
+        self.thread: threading.Thread | None = None
+        # Each database's last checkpoint here: (busy, WAL pages, pages folded in).
+        self.last: dict[Path, tuple[int, int, int] | None] = {}
+
+    def soon(self, path: Path) -> None:
+        with self.lock:
+            self.paths.add(path)
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=self._run, name="sqlite-checkpointer", daemon=True
+                )
+                self.thread.start()
+        self.wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self.wanted.wait()
+            self.wanted.clear()
+            with self.lock:
+                paths, self.paths = self.paths, set()
+            for path in paths:
+                self.last[path] = checkpoint_passive(path)
+            time.sleep(self.INTERVAL)
+
+
+def checkpoint_passive(path: Path) -> tuple[int, int, int] | None:
+    """A PASSIVE checkpoint of `path` on a connection of its own, opened for it and closed
+    (no file is held open between checkpoints): (busy, WAL pages, pages folded in), or
+    None when it could not run (the file is gone, or not a WAL database). Never raises."""
+    try:
+        conn = sqlite3.connect(
+            f"{path.absolute().as_uri()}?mode=rw", uri=True, timeout=0, isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
+    except sqlite3.Error:
+        return None  # removed meanwhile (a test's database)
+    try:
+        conn.execute("PRAGMA synchronous=NORMAL")
+        busy, pages, folded = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return busy, pages, folded
+    except sqlite3.Error as exc:
+        logger.debug("background checkpoint of %s skipped: %s", path, exc)
+        return None
+    finally:
+        conn.close()
+
+
+checkpointer = Checkpointer()
+
+
+def _forget_checkpointer_in_child() -> None:
+    """A forked child has no copy of the thread, and its lock may have been held at the
+    fork: it gets a checkpointer of its own, started when it first writes."""
+    global checkpointer
+    checkpointer = Checkpointer()
+
+
+os.register_at_fork(after_in_child=_forget_checkpointer_in_child)
+
+
+def checkpoint_soon(connection) -> None:
+    """Ask this process's checkpointer to fold `connection`'s WAL in soon (a SQLite file
+    in WAL mode; nothing elsewhere). Called after a bulk write commits."""
+    if connection.vendor != "sqlite" or settings.DISABLE_WAL:
+        return
+    path = database_file(connection)
+    if path is not None:
+        checkpointer.soon(path)

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from alchemy_site import fastjson
 from alchemy_site.errors import Conflict, Invalid
+from alchemy_site.sqlite import checkpoint_soon
 from evals import outcomes, search
 from evals.facts import FACT_COLUMNS, result_facts
 from evals.models import (
@@ -392,6 +393,7 @@ def store_prepared(*, eval: Eval, batch: PreparedBatch) -> AddResultsOutcome:  #
         setattr(eval, name, value)
     eval.test_count = (eval.test_count or 0) + len(new_tests)
     transaction.on_commit(lambda: write_signal(eval.id, now))
+    transaction.on_commit(lambda: checkpoint_soon(connection))
     _publish_after_commit(eval.id)
     return AddResultsOutcome(stored=len(rows), skipped=batch.received - len(rows))
 

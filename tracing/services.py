@@ -25,11 +25,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Count, Max, Min, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from alchemy_site.sqlite import checkpoint_soon
 from blobs import services as blobs
 from tracing import redaction
 from tracing.models import Span, StatusCode, Trace
@@ -183,6 +184,7 @@ def ingest_request(*, request: ExportTraceServiceRequest) -> IngestOutcome:
                 span.trace_id = traces[span.trace_id].pk
             _insert_spans(decoded.spans, media)
             _refresh_summaries(list(traces.values()))
+            transaction.on_commit(lambda: checkpoint_soon(connection))
     message = "; ".join(decoded.errors[:5])
     return IngestOutcome(
         accepted=len(decoded.spans), rejected=decoded.rejected, error_message=message

@@ -1,0 +1,88 @@
+"""The WAL is folded into the database file on a thread of its own after a batch commits,
+not in the writer's commit (alchemy_site.sqlite.Checkpointer)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from alchemy_site import sqlite as alchemy_sqlite
+from evals import services
+from tests.evals.factories import grid, make_eval
+
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="SQLite's WAL; PostgreSQL checkpoints by itself"
+)
+
+
+def wal_pages_waiting(path: Path) -> int:
+    """Pages in the WAL not yet in the database file, read without checkpointing: a
+    reader's snapshot sees the WAL's end (mxFrame) and how far it is folded in (nBackfill)
+    in the -shm index; both are 32-bit words at known offsets (SQLite's WAL format)."""
+    header = Path(f"{path}-shm").read_bytes()[:136]
+    max_frame = int.from_bytes(header[16:20], "little")  # WalIndexHdr.mxFrame
+    backfilled = int.from_bytes(header[96:100], "little")  # WalCkptInfo.nBackfill
+    return max_frame - backfilled
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_batch_is_folded_into_the_file_by_the_checkpointer_thread():
+    path = alchemy_sqlite.database_file(connection)
+    eval_ = make_eval(prompts=2)
+    connection.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")  # start from an empty WAL
+
+    services.add_results(eval=eval_, results=grid(300, prompts=2))
+    deadline = time.monotonic() + 10
+    while wal_pages_waiting(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert wal_pages_waiting(path) == 0
+    busy, pages, folded = alchemy_sqlite.checkpointer.last[path]
+    # Fewer than the 1,000 pages past which the writer's commit checkpoints itself: only
+    # the checkpointer thread folded them in.
+    assert busy == 0 and 0 < folded == pages < 1000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_batch_asks_for_no_checkpoint():
+    eval_ = make_eval(prompts=1)
+    alchemy_sqlite.checkpointer.last.clear()
+    with pytest.raises(Exception, match="testIdx"):
+        services.add_results(eval=eval_, results=[{"promptIdx": 0, "testIdx": -1}])
+    time.sleep(alchemy_sqlite.Checkpointer.INTERVAL * 2)
+    assert alchemy_sqlite.checkpointer.last == {}
+
+
+def test_a_database_that_is_gone_is_skipped_and_not_created(tmp_path):
+    missing = tmp_path / "gone.db"
+
+    assert alchemy_sqlite.checkpoint_passive(missing) is None
+    assert not missing.exists()
+
+
+def test_a_database_that_is_not_in_wal_mode_is_checkpointed_as_a_no_op(tmp_path):
+    plain = tmp_path / "plain.db"
+    sqlite3.connect(plain).execute("CREATE TABLE t (x)").connection.close()
+
+    assert alchemy_sqlite.checkpoint_passive(plain) == (0, -1, -1)
+
+
+def test_a_forked_child_gets_a_checkpointer_of_its_own():
+    alchemy_sqlite.checkpointer.soon(Path("/nonexistent/alchemy.db"))
+    parent = alchemy_sqlite.checkpointer
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh checkpointer, no thread until it writes
+        fresh = alchemy_sqlite.checkpointer
+        os.write(write, b"1" if fresh is not parent and fresh.thread is None else b"0")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
+    assert parent.thread is not None and parent.thread.is_alive()
