@@ -152,11 +152,15 @@ def parse_vector(values: list[float], *, model: str, dimensions: Any = ...) -> n
     `dimensions` is the model's (`space_dimensions`, None for a new space) when the caller
     has looked it up already; otherwise it is looked up here.
     """
-    vector = np.asarray(values, dtype=np.float32)
+    with np.errstate(over="ignore"):  # beyond float32's range is inf, refused below
+        vector = np.asarray(values, dtype=np.float32)
     if vector.ndim != 1 or vector.size == 0:
         raise Invalid("An embedding must be a non-empty list of numbers.")
     if not np.all(np.isfinite(vector)):
-        raise Invalid("An embedding may not contain NaN or infinity.")
+        raise Invalid(
+            "An embedding's numbers must be finite and within ±3.4e38 (they are stored as "
+            "32-bit floats)."
+        )
     expected = space_dimensions(model) if dimensions is ... else dimensions
     if expected is not None and expected != vector.size:
         raise Invalid(

@@ -107,6 +107,20 @@ def test_client_vectors_are_searched_only_within_their_own_model(api_client):
     assert results[0]["score"] == pytest.approx(0.9 / np.hypot(0.9, 0.1), abs=1e-5)
 
 
+def test_a_vector_beyond_32_bit_floats_is_a_422_that_says_so(api_client):
+    body = {"content": "x", "phase": "solutio", "provider": "openai", "model": "m"}
+
+    response = api_client.post(
+        reverse("api:create_prompt"),
+        {**body, "embedding": {"values": [1e39, 0.0, 0.5], "model": "toy-3"}},
+        content_type="application/json",
+    )
+
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert "within ±3.4e38" in response.json()["detail"]
+    assert not Prompt.objects.exists()
+
+
 def test_a_wrong_dimension_vector_is_a_422_and_nothing_is_saved(api_client):
     body = {"content": "x", "phase": "solutio", "provider": "openai", "model": "m"}
     api_client.post(
