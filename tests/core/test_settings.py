@@ -44,6 +44,29 @@ def test_a_postgres_url_selects_postgresql():
     assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.example", 5433, "alchemy")
 
 
+def test_postgresql_connections_come_from_a_pool_not_persistent_per_thread_ones():
+    config = alchemy_settings.database_from_url(
+        "postgres://u:p@db.example:5433/alchemy?sslmode=require"
+    )
+    # Django refuses a pool with CONN_MAX_AGE set; the URL's own options are kept beside it.
+    assert config["CONN_MAX_AGE"] == 0 and config["CONN_HEALTH_CHECKS"] is True
+    assert config["OPTIONS"]["sslmode"] == "require"
+    assert config["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 10, "timeout": 10}
+
+
+def test_the_pool_size_comes_from_alchemy_db_pool_size(tmp_path):
+    out = run_django(
+        "from django.conf import settings; "
+        "print(settings.DATABASES['default']['OPTIONS']['pool']['max_size'])",
+        tmp_path / "home",
+        DATABASE_URL="postgres://u@127.0.0.1:5432/alchemy",
+        ALCHEMY_DB_POOL_SIZE="3",
+    ).stdout
+    assert out.strip().splitlines()[-1] == "3"
+    with pytest.raises(AssertionError, match="ALCHEMY_DB_POOL_SIZE=0 must be at least 1"):
+        run_django("pass", tmp_path / "home", ALCHEMY_DB_POOL_SIZE="0")
+
+
 def test_sqlite_databases_write_with_begin_immediate():
     config = alchemy_settings.sqlite_database(Path("/tmp/x.db"))
     assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
