@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from django.db import connection
 
+from alchemy_site import sqlite as app_sqlite
 from evals import prepare, search, services
 from evals.models import Eval, EvalResult, PromptText
 from tests.bench.common import Context, Figure, log, prompt_specs, result_batches
@@ -48,10 +49,9 @@ class Baseline:
         if self.vendor == "sqlite":
             name = "baseline-text-index.db" if text_index else "baseline.db"
             self.conn: Any = sqlite3.connect(ctx.home / name, isolation_level=None)
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                           "cache_size=-65536", "temp_store=MEMORY",
-                           "mmap_size=268435456"):  # fmt: skip
-                self.conn.execute(f"PRAGMA {pragma}")
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            for pragma in app_sqlite.PRAGMAS:  # the app's connections' own
+                self.conn.execute(pragma)
             for ddl in sqlite_ddl() + (sqlite_text_index_ddl() if text_index else []):
                 self.conn.execute(ddl)
             self.placeholder = "?"
@@ -185,7 +185,7 @@ def new_eval(description: str) -> str:
 
 
 # Batches are timed in turns of BLOCK: the baseline's, then the app's, then the baseline's…
-BLOCK = 10
+BLOCK = 5
 
 
 def blocks(batches: Iterator[list[dict]]) -> Iterator[list[list[dict]]]:
