@@ -158,8 +158,9 @@ class Checkpointer:
 
 def checkpoint_passive(path: Path) -> tuple[int, int, int] | None:
     """A PASSIVE checkpoint of `path` on a connection of its own, opened for it and closed
-    (no file is held open between checkpoints): (busy, WAL pages, pages folded in), or
-    None when it could not run (the file is gone, or not a WAL database). Never raises."""
+    (no file is held open between checkpoints): (busy, WAL pages, pages folded in), which
+    is (0, -1, -1) for a database not in WAL mode, or None when it could not run (the file
+    is gone, or locked). Never raises."""
     try:
         conn = sqlite3.connect(
             f"{path.absolute().as_uri()}?mode=rw", uri=True, timeout=0, isolation_level=None,
