@@ -138,7 +138,7 @@ class Checkpointer:
     def soon(self, path: Path) -> None:
         with self.lock:
             self.paths.add(path)
-            if self.thread is None:
+            if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(
                     target=self._run, name="sqlite-checkpointer", daemon=True
                 )
@@ -152,7 +152,10 @@ class Checkpointer:
             with self.lock:
                 paths, self.paths = self.paths, set()
             for path in paths:
-                self.last[path] = checkpoint_passive(path)
+                try:
+                    self.last[path] = checkpoint_passive(path)
+                except Exception:  # noqa: BLE001 - never let one failure stop the thread
+                    logger.exception("background checkpoint of %s failed", path)
             time.sleep(self.INTERVAL)
 
 

@@ -86,3 +86,25 @@ def test_a_forked_child_gets_a_checkpointer_of_its_own():
     os.waitpid(pid, 0)
     assert answer == b"1"
     assert parent.thread is not None and parent.thread.is_alive()
+
+
+def test_the_thread_keeps_going_after_a_checkpoint_fails_unexpectedly(tmp_path, monkeypatch):
+    checkpointer = alchemy_sqlite.Checkpointer()
+    good = tmp_path / "good.db"
+    sqlite3.connect(good).execute("PRAGMA journal_mode=WAL").connection.close()
+    real = alchemy_sqlite.checkpoint_passive
+
+    def failing_once(path):
+        monkeypatch.setattr(alchemy_sqlite, "checkpoint_passive", real)
+        raise RuntimeError("disk went away")
+
+    monkeypatch.setattr(alchemy_sqlite, "checkpoint_passive", failing_once)
+    checkpointer.soon(good)
+    time.sleep(checkpointer.INTERVAL * 2)
+    checkpointer.soon(good)
+    deadline = time.monotonic() + 5
+    while good not in checkpointer.last and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert checkpointer.thread.is_alive()
+    assert checkpointer.last[good] == (0, 0, 0)
