@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from alchemy_site.api import busy, out_of_space
+from alchemy_site.api import BUSY_MESSAGE, busy, out_of_space
 from alchemy_site.auth import verify_api_key
 from alchemy_site.errors import StorageFull
 from tracing import otlp, services
@@ -129,7 +129,7 @@ def export_traces(request: HttpRequest) -> HttpResponse:
         return _failure(
             fmt,
             HTTPStatus.SERVICE_UNAVAILABLE,
-            "The database is busy; nothing was stored. Retry shortly.",
+            BUSY_MESSAGE,
             retry_after=1,
         )
     finally:

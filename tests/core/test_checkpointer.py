@@ -12,8 +12,11 @@ import pytest
 from django.db import connection
 
 from alchemy_site import sqlite as alchemy_sqlite
+from alchemy_site.errors import Invalid
 from evals import services
 from tests.evals.factories import grid, make_eval
+from tests.tracing.factories import export_of, otlp_span
+from tracing.services import ingest_request
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "sqlite", reason="SQLite's WAL; PostgreSQL checkpoints by itself"
@@ -30,29 +33,49 @@ def wal_pages_waiting(path: Path) -> int:
     return max_frame - backfilled
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_stored_batch_is_folded_into_the_file_by_the_checkpointer_thread():
-    path = alchemy_sqlite.database_file(connection)
-    eval_ = make_eval(prompts=2)
-    connection.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")  # start from an empty WAL
+def start_from_an_empty_wal() -> Path:
+    alchemy_sqlite.checkpointer.last.clear()
+    connection.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return alchemy_sqlite.database_file(connection)
 
-    services.add_results(eval=eval_, results=grid(300, prompts=2))
+
+def assert_folded_in_by_the_thread(path: Path) -> None:
+    """The WAL gets wholly folded in, by the thread: it holds fewer pages than the writer's
+    own commit checkpoints past, so nothing else did it."""
     deadline = time.monotonic() + 10
     while wal_pages_waiting(path) and time.monotonic() < deadline:
         time.sleep(0.01)
 
     assert wal_pages_waiting(path) == 0
     busy, pages, folded = alchemy_sqlite.checkpointer.last[path]
-    # Fewer than the 1,000 pages past which the writer's commit checkpoints itself: only
-    # the checkpointer thread folded them in.
-    assert busy == 0 and 0 < folded == pages < 1000
+    assert busy == 0 and 0 < folded == pages < alchemy_sqlite.AUTOCHECKPOINT_PAGES
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_batch_is_folded_into_the_file_by_the_checkpointer_thread():
+    eval_ = make_eval(prompts=2)
+    path = start_from_an_empty_wal()
+
+    services.add_results(eval=eval_, results=grid(300, prompts=2))
+
+    assert_folded_in_by_the_thread(path)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stored_spans_are_folded_in_by_the_checkpointer_thread_too():
+    path = start_from_an_empty_wal()
+
+    spans = [otlp_span("ab" * 16, f"{i:016x}", f"step {i}") for i in range(1, 200)]
+    ingest_request(request=export_of(*spans))
+
+    assert_folded_in_by_the_thread(path)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_batch_asks_for_no_checkpoint():
     eval_ = make_eval(prompts=1)
     alchemy_sqlite.checkpointer.last.clear()
-    with pytest.raises(Exception, match="testIdx"):
+    with pytest.raises(Invalid, match="testIdx"):
         services.add_results(eval=eval_, results=[{"promptIdx": 0, "testIdx": -1}])
     time.sleep(alchemy_sqlite.Checkpointer.INTERVAL * 2)
     assert alchemy_sqlite.checkpointer.last == {}

@@ -34,9 +34,9 @@ def test_many_requests_are_served_over_the_pool_s_few_connections(proc_db):
         pytest.skip("PostgreSQL only: a SQLite connection is a file handle closed per request")
     database = proc_db.env["DATABASE_URL"].rsplit("/", 1)[1]
     before = sessions(database)
-    with daphne(proc_db.home, ALCHEMY_DB_POOL_SIZE=str(POOL_SIZE), **proc_db.env) as base:
-        with httpx.Client(base_url=base, timeout=10) as client:
-            statuses = [client.get("/healthz").status_code for _ in range(REQUESTS)]
+    server = daphne(proc_db.home, ALCHEMY_DB_POOL_SIZE=str(POOL_SIZE), **proc_db.env)
+    with server as base, httpx.Client(base_url=base, timeout=10) as client:
+        statuses = [client.get("/healthz").status_code for _ in range(REQUESTS)]
     # The server has stopped, so every connection it made has ended and is counted.
     made = sessions(database) - before
 
